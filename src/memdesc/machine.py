@@ -416,7 +416,7 @@ def machine_from_zoneinfo(path: str | Path, spec: str = "", nr_cpus: int | None 
         zones.append(ZoneSpec(cur["nid"], _ZONE_BY_NAME[cur["name"]], cur.get("start_pfn", 0) if spanned else 0,
                               spanned, present, present - managed, cur.get("cma", 0)))
 
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for line in text.splitlines():
         m = re.match(r"^Node (\d+), zone\s+(\S+)", line)
         if m:
             flush()

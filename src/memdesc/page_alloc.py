@@ -186,6 +186,10 @@ class GfpInfo:
     slow_flags: int
     reserve_flags: int
     can_direct_reclaim: bool
+    zl_by_node: list[list[Any]] = field(default_factory=list)  # zonelist per local node
+    fast_by_node: list[int] = field(default_factory=list)  # fast-path alloc_flags per node
+    st_base: int = 0  # alloc_state flags of the allocated block
+    pcp_skip: bool = False  # 6.1 rmqueue(): MOVABLE without ALLOC_CMA bypasses pcp
 
 
 @dataclass
@@ -239,6 +243,8 @@ class PageAllocator:
         self.on_migrate: Callable[[int, int, int], None] | None = None
         self._gfp_cache: dict[int, GfpInfo] = {}
         self._zl_cache: dict[tuple[int, ZoneType], list[Zone]] = {}
+        self._pcp_ok = [pcp and (o <= PAGE_ALLOC_COSTLY_ORDER or (o == HPAGE_PMD_ORDER and thp))
+                        for o in range(NR_PAGE_ORDERS)]
         self._list_mt = 0
 
         # zones, global index zid
@@ -277,6 +283,8 @@ class PageAllocator:
             cls = get_design(design) if isinstance(design, str) else design
             self.design = cls(self, **(design_options or {}))
         self.design.init_memmap()
+        # designs without descriptors keep the base no-op prep_alloc: skip the call
+        self._design_prep = type(self.design).prep_alloc is not Design.prep_alloc
         self._init_pcp_lists()
         self._boot()
 
@@ -525,7 +533,14 @@ class PageAllocator:
         reserve = 0
         if gfp & _GFP_MEMALLOC and not gfp & _GFP_NOMEMALLOC:
             reserve = ALLOC_NO_WATERMARKS
-        return GfpInfo(hz, mt, fast, slow, reserve, bool(gfp & _GFP_DIRECT_RECLAIM))
+        info = GfpInfo(hz, mt, fast, slow, reserve, bool(gfp & _GFP_DIRECT_RECLAIM))
+        for nid in range(self.nr_nodes):
+            zl = self.zonelist(nid, hz)
+            info.zl_by_node.append(zl)
+            info.fast_by_node.append(fast | self._nofragment(zl))
+        info.st_base = AS_MOVABLE if mt == MIGRATE_MOVABLE else 0
+        info.pcp_skip = self.k61 and self.machine.config_cma and mt == MIGRATE_MOVABLE and not cma
+        return info
 
     def zonelist(self, nid: int, highest: ZoneType) -> list[Zone]:
         """build_zonerefs_node(): local node first, then the others by distance
@@ -560,12 +575,16 @@ class PageAllocator:
     # ------------------------------------------------------------------------------
     def alloc_pages(self, gfp: int, order: int, nid: int = -1, cpu: int = 0, kind: str | None = None,
                     movable: bool | None = None) -> int:
-        """__alloc_pages(): returns the pfn of a 2^order block, or -1 on failure."""
+        """__alloc_pages(): returns the pfn of a 2^order block, or -1 on failure.
+
+        ``kind`` is the memdesc kind for designs with descriptors (None: derived
+        from gfp by the design); ``movable`` overrides whether migration may move
+        the block (default: the gfp migratetype is MOVABLE)."""
         if order < 0 or order > MAX_PAGE_ORDER:
             raise BadCall(f"order {order} out of range 0..{MAX_PAGE_ORDER}", order=order)
         info = self._gfp_cache.get(gfp) or self.gfp_info(gfp)
         if nid < 0:
-            if not 0 <= cpu < self.nr_cpus:
+            if cpu < 0 or cpu >= self.nr_cpus:
                 raise BadCall(f"cpu {cpu} out of range 0..{self.nr_cpus - 1}")
             nid = self.cpu_to_node[cpu]
         elif nid >= self.nr_nodes:
@@ -579,23 +598,28 @@ class PageAllocator:
             if self.fail_hook is not None and self.fail_hook(gfp, order, self.depth):
                 return self._fail(FAIL_INJECTED, order)
             k = kind if kind is not None else "misc"
-            token = self.design.prep_alloc(order, k, gfp)
+            design = self.design
+            token = design.prep_alloc(order, k, gfp) if self._design_prep else 0
             if token is None:
                 return self._fail(FAIL_DESCRIPTOR, order)
-            pfn = self._alloc_pages_nodesc(gfp, order, nid, cpu, info)
+            zl = info.zl_by_node[nid]
+            pfn = self.get_page_from_freelist(gfp, order, info.fast_by_node[nid], zl, info, cpu)
             if pfn < 0:
-                self.design.abort_alloc(token)
-                return -1
+                pfn = self._alloc_pages_slowpath(gfp, order, zl, info, cpu)
+                if pfn < 0:
+                    design.abort_alloc(token)
+                    return -1
             st = order + 1
-            if movable if movable is not None else info.migratetype == MIGRATE_MOVABLE:
+            if movable is None:
+                st |= info.st_base
+            elif movable:
                 st |= AS_MOVABLE
-            if k.startswith("meta"):
+            if kind is not None and kind[:4] == "meta":
                 st |= AS_META
                 self.counters.meta_allocs += 1
             self.alloc_state[pfn] = st
-            self.design.post_alloc(pfn, order, k, token)
+            design.post_alloc(pfn, order, k, token)
             self.counters.pgalloc += 1
-            self.counters.alloc_order[order] += 1
             return pfn
         finally:
             self.depth -= 1
@@ -606,14 +630,6 @@ class PageAllocator:
         c.alloc_fail[reason] = c.alloc_fail.get(reason, 0) + 1
         c.alloc_fail_order[order] += 1
         return -1
-
-    def _alloc_pages_nodesc(self, gfp: int, order: int, nid: int, cpu: int, info: GfpInfo) -> int:
-        zl = self.zonelist(nid, info.highest)
-        flags = info.fast_flags | self._nofragment(zl)
-        pfn = self.get_page_from_freelist(gfp, order, flags, zl, info, cpu)
-        if pfn >= 0:
-            return pfn
-        return self._alloc_pages_slowpath(gfp, order, zl, info, cpu)
 
     def _alloc_pages_slowpath(self, gfp: int, order: int, zl: list[Zone], info: GfpInfo, cpu: int) -> int:
         """__alloc_pages_slowpath() without reclaim: min watermark, reserves,
@@ -663,8 +679,13 @@ class PageAllocator:
 
     def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int, zl: list[Zone],
                                info: GfpInfo, cpu: int) -> int:
-        """get_page_from_freelist(): first zone passing its watermark that rmqueues."""
+        """get_page_from_freelist(): first zone passing its watermark that rmqueues.
+
+        The order-0 zone_watermark_fast() shortcut and a pcp list hit are inlined:
+        they are the hot path of every run."""
         hz = info.highest
+        use_pcp = self._pcp_ok[order] and not info.pcp_skip
+        k61 = self.k61
         while True:
             no_fallback = alloc_flags & ALLOC_NOFRAGMENT
             restart = False
@@ -675,11 +696,34 @@ class PageAllocator:
                     break
                 if not alloc_flags & ALLOC_NO_WATERMARKS:
                     mark = z.watermark[alloc_flags & ALLOC_WMARK_MASK] + z.watermark_boost
-                    if not self.zone_watermark_fast(z, order, mark, hz, alloc_flags, gfp):
+                    ok = False
+                    if not order:
+                        free = z.free_pages
+                        if k61:
+                            unusable = 0 if alloc_flags & (ALLOC_HARDER | ALLOC_OOM) else z.nr_reserved_highatomic
+                        else:
+                            unusable = 0 if alloc_flags & ALLOC_RESERVES else z.nr_free_highatomic
+                        if not alloc_flags & ALLOC_CMA:
+                            unusable += z.nr_free_cma
+                        ok = free - (unusable if unusable < free else free) > mark + z.lowmem_reserve[hz]
+                    if not ok and not self.zone_watermark_fast(z, order, mark, hz, alloc_flags, gfp):
                         continue
-                pfn = self.rmqueue(z, order, alloc_flags, info.migratetype, cpu)
+                if use_pcp:
+                    pcp = z.pcp[cpu]
+                    lst = pcp.lists[self._pindex(order, info.migratetype)]
+                    if lst:
+                        pcp.free_factor >>= 1
+                        pfn = lst.popleft()
+                        pcp.count -= 1 << order
+                        self.alloc_state[pfn] = 0
+                    else:
+                        pfn = self.rmqueue_pcplist(z, order, info.migratetype, alloc_flags, cpu)
+                        if pfn < 0:
+                            pfn = self.rmqueue_buddy(z, order, alloc_flags, info.migratetype)
+                else:
+                    pfn = self.rmqueue_buddy(z, order, alloc_flags, info.migratetype)
                 if pfn >= 0:
-                    if order and alloc_flags & (ALLOC_HARDER if self.k61 else ALLOC_HIGHATOMIC):
+                    if order and alloc_flags & (ALLOC_HARDER if k61 else ALLOC_HIGHATOMIC):
                         self.reserve_highatomic_pageblock(pfn, z, order)
                     return pfn
             if restart:
@@ -755,7 +799,7 @@ class PageAllocator:
 
     def rmqueue(self, z: Zone, order: int, alloc_flags: int, mt: int, cpu: int) -> int:
         """rmqueue(): pcp for small orders, else the buddy lists under zone->lock."""
-        if self.pcp_enabled and (order <= PAGE_ALLOC_COSTLY_ORDER or (order == HPAGE_PMD_ORDER and self.thp)):
+        if self._pcp_ok[order]:
             if not (self.k61 and self.machine.config_cma and mt == MIGRATE_MOVABLE
                     and not alloc_flags & ALLOC_CMA):
                 pfn = self.rmqueue_pcplist(z, order, mt, alloc_flags, cpu)
@@ -1205,7 +1249,7 @@ class PageAllocator:
         st = astate[pfn] if 0 <= pfn < self.nr_pfns else 0
         if not st or st & AS_PCP or (st & AS_ORDER_MASK) != order + 1:
             self.check_free(pfn, order)  # raises with the precise reason
-        if not 0 <= cpu < self.nr_cpus:
+        if cpu < 0 or cpu >= self.nr_cpus:
             raise BadCall(f"cpu {cpu} out of range 0..{self.nr_cpus - 1}", pfn, order)
         self.in_free_path += 1
         try:
@@ -1215,10 +1259,10 @@ class PageAllocator:
             astate[pfn] = 0
             self.counters.pgfree += 1
             z = self.zones[self.zid_of_pfn[pfn]]
-            if self.pcp_enabled and (order <= PAGE_ALLOC_COSTLY_ORDER or (order == HPAGE_PMD_ORDER and self.thp)):
+            if self._pcp_ok[order]:
                 self.free_unref_page(z, pfn, order, cpu)
             else:
-                self.free_one_page(z, pfn, order, self.get_pageblock_migratetype(pfn), FPI_NONE)
+                self.free_one_page(z, pfn, order, self.pb_mt[pfn >> self.pageblock_order], FPI_NONE)
         finally:
             self.in_free_path -= 1
 
@@ -1391,6 +1435,32 @@ class PageAllocator:
             self._account(z, 1 << cur_order, gmt)
             cur_pfn = keep
         return True
+
+    def alloc_pages_at(self, gfp: int, order: int, pfn: int, kind: str | None = None) -> int:
+        """Allocate exactly the block at ``pfn`` if it is free (pfn-exact trace
+        replay: follow the real kernel's placement). Returns pfn or -1."""
+        if order < 0 or order > MAX_PAGE_ORDER:
+            raise BadCall(f"order {order} out of range 0..{MAX_PAGE_ORDER}", order=order)
+        info = self._gfp_cache.get(gfp) or self.gfp_info(gfp)
+        if not 0 <= pfn < self.nr_pfns or pfn & ((1 << order) - 1) or self.zid_of_pfn[pfn] == NO_ZONE:
+            return -1
+        k = kind if kind is not None else "misc"
+        token = self.design.prep_alloc(order, k, gfp)
+        if token is None:
+            return self._fail(FAIL_DESCRIPTOR, order)
+        if not self.take_free_block(pfn, order):
+            self.design.abort_alloc(token)
+            return -1
+        st = order + 1
+        if info.migratetype == MIGRATE_MOVABLE:
+            st |= AS_MOVABLE
+        if k.startswith("meta"):
+            st |= AS_META
+        self.alloc_state[pfn] = st
+        self.design.post_alloc(pfn, order, k, token)
+        self.counters.pgalloc += 1
+        self.counters.alloc_order[order] += 1
+        return pfn
 
     def mark_allocated(self, pfn: int, order: int, kind: str = "misc", movable: bool = False) -> None:
         """Record a block taken with take_free_block() as allocated."""
