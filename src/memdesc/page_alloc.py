@@ -328,8 +328,14 @@ class PageAllocator:
             mine = self._memmap_pages_of_node(nid, d.struct_page_bytes)
             self.memmap_pages[nid] = mine
             if from_zoneinfo:
-                linked = self._memmap_pages_of_node(nid, 64)
-                reserve[mz.zid] = max(0, reserve[mz.zid] - linked) + mine
+                # the kernel's reservations already hold a 64-byte memmap wherever
+                # memblock put it; a smaller struct page gives the difference back,
+                # taken from the node's zones with the most reserved pages first
+                saved = self._memmap_pages_of_node(nid, 64) - mine
+                for z in sorted((z for z in self.zones if z.nid == nid), key=lambda z: -reserve[z.zid]):
+                    take = min(saved, reserve[z.zid])
+                    reserve[z.zid] -= take
+                    saved -= take
             else:
                 reserve[mz.zid] += mine
         cma_ranges = list(m.cma_areas)

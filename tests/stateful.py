@@ -1,0 +1,116 @@
+"""Shared hypothesis stateful suite: random allocations, frees and bad calls with
+the invariant checker after every step. Reused by every design (see
+tests/test_stateful.py): ``make_allocator_machine(spec, design, ...)`` returns a
+TestCase class."""
+
+from __future__ import annotations
+
+import hashlib
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from memdesc import gfp as G
+from memdesc.machine import parse_machine
+from memdesc.page_alloc import BadCall, PageAllocator
+
+GFPS = [
+    G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | getattr(G, "__GFP_RECLAIMABLE"), G.GFP_ATOMIC,
+    G.GFP_NOWAIT, G.GFP_TRANSHUGE_LIGHT, G.GFP_KERNEL_ACCOUNT, G.GFP_DMA32 | G.GFP_KERNEL, G.GFP_USER,
+    G.GFP_HIGHUSER, G.GFP_NOIO, G.GFP_NOFS,
+]
+GFPS_61 = [G.GFP_ATOMIC_61 if g == G.GFP_ATOMIC else G.GFP_NOWAIT_61 if g == G.GFP_NOWAIT else g for g in GFPS]
+
+
+def fingerprint(a: PageAllocator) -> str:
+    """A digest of all allocator state a bad call must not change."""
+    h = hashlib.sha1()
+    h.update(bytes(a.alloc_state))
+    h.update(bytes(a.pb_mt))
+    for z in a.zones:
+        h.update(repr((z.free_pages, z.nr_free, z.nr_free_cma, [p.count for p in z.pcp])).encode())
+    d = a.design
+    if hasattr(d, "mm"):
+        h.update(d.mm.buf.tobytes())
+    return h.hexdigest()
+
+
+def make_allocator_machine(spec: str, design: str, design_options: dict | None = None, kernel: str = "6.19",
+                           pcp: bool = True, max_examples: int = 12, steps: int = 60,
+                           fail_rate: float = 0.0):
+    gfps = GFPS_61 if kernel == "6.1" else GFPS
+
+    class AllocatorMachine(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = PageAllocator(parse_machine(spec), design=design, kernel=kernel, pcp=pcp,
+                                   design_options=dict(design_options or {}))
+            self.live: list[tuple[int, int]] = []
+            self.freed: list[tuple[int, int]] = []
+
+        @rule(g=st.sampled_from(gfps), order=st.sampled_from([0, 0, 0, 1, 2, 3, 4, 9, 10]),
+              cpu=st.integers(0, 1), n=st.integers(1, 40))
+        def alloc(self, g: int, order: int, cpu: int, n: int) -> None:
+            for _ in range(n):
+                pfn = self.a.alloc_pages(g, order, cpu=cpu)
+                if pfn >= 0:
+                    assert pfn % (1 << order) == 0
+                    self.live.append((pfn, order))
+
+        @precondition(lambda self: self.live)
+        @rule(data=st.data(), n=st.integers(1, 40), cpu=st.integers(0, 1))
+        def free(self, data: st.DataObject, n: int, cpu: int) -> None:
+            for _ in range(min(n, len(self.live))):
+                i = data.draw(st.integers(0, len(self.live) - 1))
+                pfn, order = self.live.pop(i)
+                self.a.free_pages(pfn, order, cpu=cpu)
+                self.freed.append((pfn, order))
+
+        @precondition(lambda self: self.freed)
+        @rule(data=st.data())
+        def double_free(self, data: st.DataObject) -> None:
+            pfn, order = data.draw(st.sampled_from(self.freed))
+            if any(p == pfn for p, _ in self.live):
+                return
+            self._bad(lambda: self.a.free_pages(pfn, order))
+
+        @precondition(lambda self: self.live)
+        @rule(data=st.data())
+        def wrong_order(self, data: st.DataObject) -> None:
+            pfn, order = data.draw(st.sampled_from(self.live))
+            self._bad(lambda: self.a.free_pages(pfn, (order + 1) % 11))
+
+        @rule(pfn=st.integers(-5, 1 << 40))
+        def free_random_pfn(self, pfn: int) -> None:
+            if any(p == pfn for p, _ in self.live):
+                return
+            self._bad(lambda: self.a.free_pages(pfn, 0))
+
+        @rule(order=st.sampled_from([-1, 11, 12, 64]))
+        def bad_order(self, order: int) -> None:
+            self._bad(lambda: self.a.alloc_pages(G.GFP_KERNEL, order))
+
+        @rule(g=st.sampled_from([G.GFP_DMA | G.GFP_DMA32, getattr(G, "__GFP_MOVABLE") | getattr(G, "__GFP_RECLAIMABLE"),
+                                 getattr(G, "__GFP_HIGHMEM") | getattr(G, "__GFP_DMA")]))
+        def contradictory_gfp(self, g: int) -> None:
+            self._bad(lambda: self.a.alloc_pages(g, 0))
+
+        def _bad(self, call) -> None:
+            before = fingerprint(self.a)
+            try:
+                call()
+            except BadCall:
+                pass
+            else:
+                raise AssertionError("bad call accepted")
+            assert fingerprint(self.a) == before, "a rejected call changed state"
+
+        @invariant()
+        def invariants_hold(self) -> None:
+            self.a.check()
+
+    AllocatorMachine.TestCase.settings = settings(
+        max_examples=max_examples, stateful_step_count=steps, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], derandomize=True)
+    return AllocatorMachine.TestCase
