@@ -108,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
               "lenient": args.lenient, "machine": a.machine.spec}
     summary = run_summary(runner, config)
     if wl.stats is not None:
-        summary["replay"] = wl.stats.as_dict() if hasattr(wl.stats, "as_dict") else vars(wl.stats)
+        summary["replay"] = stats_dict(wl.stats)
     from .report import render_run_summary
     con.print(render_run_summary(summary))
     if args.proc:
@@ -125,8 +125,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if bad and args.strict else 0
 
 
+def stats_dict(stats: Any) -> dict[str, Any]:
+    """A (slots) dataclass of counters as a JSON-able dict."""
+    import dataclasses
+    if dataclasses.is_dataclass(stats):
+        return {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
+    return dict(vars(stats))
+
+
 def cmd_trace_stats(args: argparse.Namespace) -> int:
-    from .workloads.trace import render_trace_stats, trace_stats
+    from .workloads.replay import render_trace_stats, trace_stats
     st = trace_stats(args.file, kernel=args.kernel, lenient=args.lenient)
     sys.stdout.write(render_trace_stats(st))
     if args.json:

@@ -7,8 +7,6 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from .machine import format_size
-
 
 def _bytes(n: float) -> str:
     n = int(n)
@@ -24,7 +22,7 @@ def render_run_summary(s: dict[str, Any]) -> Group:
                        f"(kernel {cfg['kernel']}), workload {cfg['workload']}", show_header=False)
     head.add_column("metric")
     head.add_column("value", justify="right")
-    head.add_row("RAM", format_size(s["machine"]["present_bytes"]))
+    head.add_row("RAM", _bytes(s["machine"]["present_bytes"]))
     head.add_row("operations", f"{s['ops']:,}")
     head.add_row("allocations / failures", f"{s['allocs']:,} / {s['alloc_failures']:,}")
     for cause, n in sorted(s["alloc_failures_by_cause"].items()):
