@@ -372,19 +372,17 @@ class PageAllocator:
         """memblock allocates top-down: the highest present, non-CMA pfns of the zone."""
         if count <= 0:
             return []
-        mask = self.present_mask[z.start_pfn:z.end_pfn].copy()
-        for s, e in cma:
-            lo, hi = max(s, z.start_pfn), min(e, z.end_pfn)
-            if lo < hi:
-                mask[lo - z.start_pfn:hi - z.start_pfn] = False
-        idx = np.nonzero(mask)[0]
-        if len(idx) < count:
-            raise MemdescError(f"zone {z.name}: cannot reserve {count} pages")
-        chosen = idx[-count:] + z.start_pfn
+        avail = _subtract([(z.start_pfn, z.end_pfn)], list(self.machine.holes) + cma)
         out = []
-        for s, e in _runs_of_indices(chosen):
-            out.append((s, e))
-        return out
+        for s, e in reversed(avail):
+            take = min(count, e - s)
+            out.append((e - take, e))
+            count -= take
+            if not count:
+                break
+        if count:
+            raise MemdescError(f"zone {z.name}: cannot reserve {count} more pages")
+        return sorted(out)
 
     def _free_range_boot(self, z: Zone, start: int, end: int) -> None:
         """__free_pages_core() over [start, end): largest naturally aligned chunks."""
@@ -1552,6 +1550,23 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     starts = np.nonzero(d == 1)[0]
     ends = np.nonzero(d == -1)[0]
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
+
+
+def _subtract(ranges: list[tuple[int, int]], cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """[start, end) ranges minus the cut ranges, sorted."""
+    out = sorted(ranges)
+    for cs, ce in cuts:
+        nxt = []
+        for s, e in out:
+            if ce <= s or cs >= e:
+                nxt.append((s, e))
+                continue
+            if s < cs:
+                nxt.append((s, cs))
+            if ce < e:
+                nxt.append((ce, e))
+        out = nxt
+    return sorted(out)
 
 
 def _runs_of_indices(idx: np.ndarray) -> list[tuple[int, int]]:

@@ -31,7 +31,7 @@ Replay semantics (also in docs/workloads-traces.md):
   remaining buddy piece: for each level ``l`` in ``j .. K-1`` the sibling of ``p``'s
   level-``l`` ancestor, an order-``l`` block, under a new handle with the original
   gfp.  Live pages drop by exactly ``2^j``.  Counted as ``partial_frees`` (sub-page)
-  or ``order_mismatch_frees`` (at the head), pieces as ``split_allocs``.  A free of a
+  or ``order_mismatch_frees`` (at the traced head), pieces as ``split_allocs``.  A free of a
   live head with a *larger* order frees every live block in its range and counts the
   uncovered pages as unmatched.
 * **Missed frees.** An allocation overlapping a live block (the trace still believes
@@ -95,11 +95,12 @@ class ReplayStats(ParseStats):
 
 
 class _Replay:
-    """The handle map: traced head pfn -> (handle, order, gfp), non-overlapping."""
+    """The handle map: traced head pfn -> (handle, order, gfp, head pfn of the traced
+    allocation it came from), blocks never overlapping."""
 
     def __init__(self, st: ReplayStats) -> None:
         self.st = st
-        self.live: dict[int, tuple[int, int, int]] = {}
+        self.live: dict[int, tuple[int, int, int, int]] = {}
         self.freed: set[int] = set()
         self.next_handle = 1
         self.top = 0  # highest order ever live: bound of the containment search
@@ -109,7 +110,7 @@ class _Replay:
         self.next_handle = h + 1
         return h
 
-    def containing(self, pfn: int) -> tuple[int, tuple[int, int, int]] | None:
+    def containing(self, pfn: int) -> tuple[int, tuple[int, int, int, int]] | None:
         """The live block whose range holds ``pfn`` (its head is an aligned ancestor)."""
         live = self.live
         e = live.get(pfn)
@@ -123,19 +124,27 @@ class _Replay:
                     return h, e
         return None
 
-    def carve(self, head: int, e: tuple[int, int, int], pfn: int, order: int, cpu: int,
+    def any_inside(self, pfn: int, order: int) -> bool:
+        """Is any live block headed inside ``(pfn, pfn + 2^order)``?"""
+        live = self.live
+        end = pfn + (1 << order)
+        if (1 << order) <= len(live):
+            return any(q in live for q in range(pfn + 1, end))
+        return any(pfn < q < end for q in live)
+
+    def carve(self, head: int, e: tuple[int, int, int, int], pfn: int, order: int, cpu: int,
               src: str | None) -> list[Event]:
         """Free block ``e`` at ``head`` and re-allocate all of it except
         ``[pfn, pfn + 2^order)`` as buddy pieces under new handles."""
         st = self.st
-        handle, korder, gfp = e
+        handle, korder, gfp, orig = e
         del self.live[head]
         out: list[Event] = [Free(handle, korder, cpu, src)]
         rel = pfn - head
         for lvl in range(order, korder):
             sib = head + (((rel >> lvl) ^ 1) << lvl)
             h = self.new_handle()
-            self.live[sib] = (h, lvl, gfp)
+            self.live[sib] = (h, lvl, gfp, orig)
             out.append(Alloc(h, lvl, gfp, None, -1, cpu, sib, src))
         n = korder - order
         st.split_allocs += n
@@ -151,7 +160,9 @@ class _Replay:
         live = self.live
         out: list[Event] = []
         covered = 0
-        for q in range(pfn, pfn + (1 << order)):
+        end = pfn + (1 << order)
+        heads = range(pfn, end) if (1 << order) <= len(live) else [q for q in live if pfn <= q < end]
+        for q in heads:
             e = live.pop(q, None)
             if e is not None:
                 out.append(Free(e[0], e[1], cpu, src))
@@ -202,7 +213,7 @@ class _Replay:
             end = pfn + (1 << order)
             if order < korder and (pfn - head) % (1 << order) == 0 and end <= head + (1 << korder):
                 st.frees += 1
-                if head == pfn:
+                if pfn == e[3]:  # the head of the traced allocation itself
                     st.order_mismatch_frees += 1
                 else:
                     st.partial_frees += 1
@@ -272,13 +283,11 @@ def trace_events(
             order = rec.order
             if order > rp.top:
                 rp.top = order
-            if rp.containing(pfn) is not None or (
-                order and any(q in live for q in range(pfn + 1, pfn + (1 << order)))
-            ):
+            if rp.containing(pfn) is not None or (order and rp.any_inside(pfn, order)):
                 yield from rp.alloc_overlap(pfn, order, rec.cpu, src)
             h = rp.next_handle
             rp.next_handle = h + 1
-            live[pfn] = (h, order, rec.gfp)  # type: ignore[assignment]
+            live[pfn] = (h, order, rec.gfp, pfn)  # type: ignore[assignment]
             freed.discard(pfn)
             st.allocs += 1
             st.alloc_events += 1

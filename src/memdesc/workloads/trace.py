@@ -45,7 +45,7 @@ from typing import IO, Any
 
 import zstandard
 
-from ..gfp import GfpError, parse_gfp
+from ..gfp import KERNELS, GfpError, parse_gfp
 from ..mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
 
 __all__ = [
@@ -291,7 +291,7 @@ def open_trace(path: str | os.PathLike[str]) -> TraceLines:
 # --- line grammar -----------------------------------------------------------------
 
 # tracefs / trace-cmd: "comm-pid [(tgid)] [cpu] [flags] ts: event: body"
-_DASH_PREFIX = r" *(.*?)-(\d+) +(?:\( *[-\d]+\) +)?\[(\d+)\] +(?:\S{4,5} +)?(\d+\.\d+): +"
+_DASH_PREFIX = r" *(.*?)-(\d+) +(?:\( *[-\d]+\) +)?\[(\d+)\] (?:\S{4,5} )? *(\d+\.\d+): +"
 # perf script: "comm pid[/tid] [cpu] ts: sys:event: body"
 _PERF_PREFIX = r" *(.*?) +(\d+)(?:/\d+)? +\[(\d+)\] +(\d+\.\d+): +(?:\d+ +)?"
 _HOT_BODY = (
@@ -304,7 +304,9 @@ _HOT = {
     "trace-cmd": re.compile(_DASH_PREFIX + _HOT_BODY),
     "perf": re.compile(_PERF_PREFIX + "kmem:" + _HOT_BODY),
 }
-_DASH_GEN = re.compile(_DASH_PREFIX.replace(r"\S{4,5}", r"\S{1,8}") + r"([\w:.-]+): ?(.*?)\s*$")
+_DASH_GEN = re.compile(
+    r" *(.*?)-(\d+) +(?:\( *[-\d]+\) +)?\[(\d+)\] +(?:\S{1,8} +)?(\d+\.\d+): +([\w:.-]+): ?(.*?)\s*$"
+)
 _PERF_GEN = re.compile(_PERF_PREFIX + r"([\w.-]+:[\w.-]+): ?(.*?)\s*$")
 _LOST = re.compile(r"\s*CPU:? ?(\d+) \[LOST (\d+) EVENTS\]")
 _TRACECMD_HEADER = re.compile(
@@ -514,6 +516,8 @@ def read_trace(
     malformed lines in ``stats`` instead of raising :class:`TraceParseError`.
     Common mm_page_* lines take one precompiled regex (the hot path); everything
     else goes through :meth:`_Reader.slow`."""
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel version {kernel!r} (known: {', '.join(KERNELS)})")
     if stats is None:
         stats = ParseStats()
     lines = open_trace(path)
