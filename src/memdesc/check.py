@@ -71,13 +71,6 @@ class CheckReport:
         return f"invariant violations: {kinds}\n" + "\n".join(self.messages)
 
 
-def _coverage(n: int, heads: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    diff = np.zeros(n + 1, dtype=np.int32)
-    np.add.at(diff, heads, 1)
-    np.add.at(diff, heads + sizes, -1)
-    return np.cumsum(diff[:-1])
-
-
 def check_allocator(a: PageAllocator, raise_on_error: bool = True) -> CheckReport:
     from .page_alloc import AS_META, AS_ORDER_MASK, AS_PCP
 
@@ -188,13 +181,16 @@ def check_allocator(a: PageAllocator, raise_on_error: bool = True) -> CheckRepor
     if len(pcp_seen) != len(PH):
         r.add("pcp", f"{len(PH)} pfns marked as pcp pages but {len(pcp_seen)} on pcp lists")
 
-    # -- every pfn in exactly one state ---------------------------------------------------
-    cov = _coverage(n, H, S) if len(H) else np.zeros(n, dtype=np.int32)
-    if len(AH):
-        cov = cov + _coverage(n, AH, AS)
-    if len(PH):
-        cov = cov + _coverage(n, PH, PS)
-    cov = cov + (~a.present_mask | a.reserved_np).astype(np.int32)
+    # -- every pfn in exactly one state (one difference array, one cumsum) ------------
+    starts = np.concatenate((H, AH, PH))
+    ends = np.concatenate((H + S, AH + AS, PH + PS))
+    if len(starts) and (ends.max() > n or starts.min() < 0):
+        r.add("state", "a block extends beyond the memmap")
+        ends = np.minimum(ends, n)
+    diff = np.bincount(starts, minlength=n + 1)[: n + 1].astype(np.int32)
+    diff -= np.bincount(ends, minlength=n + 1)[: n + 1].astype(np.int32)
+    cov = np.cumsum(diff[:-1], dtype=np.int32)
+    cov += ~a.present_mask | a.reserved_np
     bad = np.nonzero(cov != 1)[0]
     if len(bad):
         for pfn in bad[:5]:
