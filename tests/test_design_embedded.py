@@ -1,0 +1,126 @@
+"""`embedded` (Wilcox 2024 Option 1): 16-byte struct page, tagged list words."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from memdesc import gfp as G
+from memdesc.descriptors import MEMDESC_ANON, MEMDESC_BUDDY, TAG_MASK
+from memdesc.designs import DesignError
+from memdesc.designs.base import list_id
+from memdesc.designs.embedded import EmbeddedDesign
+from memdesc.machine import parse_machine
+from memdesc.page_alloc import PageAllocator
+
+RECL = getattr(G, "__GFP_RECLAIMABLE")
+
+
+def workload(a: PageAllocator, n: int, seed: int = 1, check_every: int = 0) -> list[int]:
+    """Random alloc/free mix; returns the pfn (or -1) of every allocation in order."""
+    rng = random.Random(seed)
+    gfps = [G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | RECL, G.GFP_TRANSHUGE,
+            G.GFP_ATOMIC_61 if a.k61 else G.GFP_ATOMIC, G.GFP_DMA32 | G.GFP_KERNEL]
+    kinds = [None, "anon", "file", "slab", "pgtable", "vmalloc", "misc"]
+    live: list[tuple[int, int]] = []
+    seq = []
+    for i in range(n):
+        if live and rng.random() < 0.47:
+            j = rng.randrange(len(live))
+            live[j], live[-1] = live[-1], live[j]
+            a.free_pages(*live.pop())
+        else:
+            o = rng.choice([0] * 12 + [1, 2, 3, 4, 9])
+            pfn = a.alloc_pages(rng.choice(gfps), o, kind=rng.choice(kinds), cpu=rng.randrange(a.nr_cpus))
+            seq.append(pfn)
+            if pfn >= 0:
+                live.append((pfn, o))
+        if check_every and i % check_every == 0:
+            a.check()
+    return seq
+
+
+def test_registered_and_options():
+    a = PageAllocator(parse_machine("x86_64:1G"), design="embedded", design_options={"seed": 3})
+    assert isinstance(a.design, EmbeddedDesign) and a.design.struct_page_bytes == 16
+    assert a.design.memmap_bytes() == a.machine.present_pages * 16
+    with pytest.raises(DesignError):
+        PageAllocator(parse_machine("x86_64:1G"), design="embedded", design_options={"bogus": 1})
+
+
+def test_bit_layout_round_trip():
+    a = PageAllocator(parse_machine("x86_64:1G"), design="embedded")
+    d = a.design
+    m = d.mm.np
+    z = max(a.zones, key=lambda z: z.free_pages)
+    lid = list_id(z.zid, 10, 1)
+    head = d.first_in_list(lid)
+    w0, w1 = int(m[2 * head]), int(m[2 * head + 1])
+    assert w0 & TAG_MASK == MEMDESC_BUDDY and w1 & TAG_MASK == 10
+    nxt, prv = w0 >> 4, w1 >> 4
+    assert prv == d.nr + lid  # first on the list: prev is the list head (sentinel)
+    if nxt < d.nr:
+        assert int(m[2 * nxt + 1]) >> 4 == head
+    assert d.buddy_order(head) == 10 and d.page_is_buddy(head, 10, z.zid)
+    assert not d.page_is_buddy(head, 9, z.zid) and not d.page_is_buddy(head + 1, 10, z.zid)
+    assert d.list_of(head) == lid
+    assert not m[2 * (head + 1)] and not m[2 * (head + 1) + 1]  # tails are zero
+    # allocated: every page holds the tagged descriptor pointer, word 1 zero
+    pfn = a.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 3, kind="anon")
+    w = int(m[2 * pfn])
+    assert w & TAG_MASK == MEMDESC_ANON and w & ~TAG_MASK
+    assert all(int(m[2 * (pfn + i)]) == w and not m[2 * (pfn + i) + 1] for i in range(8))
+    a.check()
+    a.free_pages(pfn, 3)
+    a.drain_all_pages()
+    a.check()
+
+
+@pytest.mark.parametrize("spec", ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
+@pytest.mark.parametrize("kernel", ["6.1", "6.19"])
+def test_random_workload_checked(spec, kernel):
+    a = PageAllocator(parse_machine(spec), design="embedded", kernel=kernel)
+    workload(a, 5000, seed=7, check_every=1000)
+    r = a.check()
+    assert r.ok and a.allocs_in_free_path == 0
+    assert a.design.metadata()["max_recursion"] <= 2
+
+
+def test_i386_runs_with_pfn_links():
+    a = PageAllocator(parse_machine("i386:4G"), design="embedded")
+    assert a.design.struct_page_bytes == 8  # two 4-byte words
+    workload(a, 4000, seed=2, check_every=1000)
+    d = a.design
+    assert int(d.mm.np.max()) < 1 << 32  # every stored word fits a 32-bit word
+    a.check()
+
+
+def test_i386_strict_refuses():
+    with pytest.raises(DesignError, match="8 bytes"):
+        PageAllocator(parse_machine("i386:4G"), design="embedded", design_options={"strict32": True})
+    PageAllocator(parse_machine("x86_64:1G"), design="embedded", design_options={"strict32": True})
+
+
+def test_descriptor_failures_counted_no_alloc_on_free():
+    a = PageAllocator(parse_machine("x86_64:1G"), design="embedded",
+                      design_options={"desc_fail_rate": 0.1, "seed": 4})
+    workload(a, 4000, seed=3, check_every=1000)
+    md = a.design.metadata()
+    assert md["descriptor_alloc_failures"] > 0
+    assert a.counters.alloc_fail["descriptor"] == md["descriptor_alloc_failures"]
+    assert a.allocs_in_free_path == 0
+    a.check()
+
+
+@pytest.mark.parametrize("spec", ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
+@pytest.mark.parametrize("kernel", ["6.1", "6.19"])
+@pytest.mark.parametrize("pcp", [True, False])
+def test_offbook_same_pfns_as_linked(spec, kernel, pcp):
+    m = parse_machine(spec)
+    ref = workload(PageAllocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
+    a = PageAllocator(m, design="embedded", kernel=kernel, pcp=pcp, design_options={"offbook": True})
+    assert workload(a, 3000, seed=11) == ref
+    assert a.design.metadata()["slab_pages_live"] > 0  # descriptors exist, just off the books
+    assert all(not c.slab_pfns() for c in a.design.desc.caches)
+    a.check()
