@@ -208,6 +208,16 @@ def test_fork_exec_groups() -> None:
     assert any(x.kind == "vmalloc" for x in vm) and not any(x.order == 2 for x in vm)
 
 
+def test_kernel_61_atomic() -> None:
+    a61 = allocs(synthetic_events("network-atomic", 5000, 1, SMALL, {"kernel": "6.1"}))
+    a619 = allocs(synthetic_events("network-atomic", 5000, 1, SMALL))
+    assert any(x.gfp == G.GFP_ATOMIC_61 for x in a61) and not any(x.gfp & G.__GFP_ATOMIC for x in a619)
+    for x in a61:
+        G.validate_gfp(x.gfp, "6.1")
+    with pytest.raises(SyntheticError, match="kernel"):
+        synthetic_events("mixed", 10, 1, SMALL, {"kernel": "5.4"})
+
+
 def test_list_profiles() -> None:
     names = [n for n, _ in list_profiles()]
     assert names == list(PROFILES)

@@ -13,7 +13,7 @@ from .designs import DesignError, design_names
 from .machine import MachineSpecError, format_size, parse_machine
 from .page_alloc import MemdescError, PageAllocator
 
-MACHINE_HELP = ("machine spec: x86_64:16G[,movablecore=25%][,cma=256M][,cpus=N], i386:4G, numa:2x8G, "
+MACHINE_HELP = ("machine spec: x86_64:16G[,movablecore=25%%][,cma=256M][,cpus=N], i386:4G, numa:2x8G, "
                 "zoneinfo:PATH (default: the bundled trace's machine)")
 
 

@@ -45,7 +45,7 @@ def open_workload(spec: str, total_pages: int, ops: int, seed: int, kernel: str 
     if spec.startswith("synthetic:"):
         from .synthetic import synthetic_events
         name = spec.split(":", 1)[1]
-        return Workload(synthetic_events(name, ops, seed, total_pages), "synthetic", name,
+        return Workload(synthetic_events(name, ops, seed, total_pages, {"kernel": kernel}), "synthetic", name,
                         {"ops": ops, "seed": seed})
     if spec.endswith(".toml"):
         from .spec import load_workload_spec, spec_events

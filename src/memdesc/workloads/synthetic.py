@@ -89,12 +89,15 @@ _COMMON: dict[str, object] = {
     "wave_len": 100_000,  # ops a wave's raised target lasts
     "cpus": 1,  # allocations are spread over cpus 0..cpus-1
     "drain_at_end": False,  # free every live handle before the stream ends
+    "kernel": "6.19",  # gfp composites of this kernel (6.1: GFP_ATOMIC has __GFP_ATOMIC)
 }
 
 
-def _register(name: str, summary: str, **defaults: object):
+def _register(name: str, summary: str, common: tuple[str, ...] = tuple(_COMMON), **defaults: object):
+    """Register a profile; ``common`` names the shared parameters it honours."""
+
     def deco(fn):
-        PROFILES[name] = Profile(name, summary, fn, {**_COMMON, **defaults})
+        PROFILES[name] = Profile(name, summary, fn, {**{k: _COMMON[k] for k in common}, **defaults})
         fn.profile_name = name
         return fn
 
@@ -116,24 +119,26 @@ def check_params(name: str, params: dict | None, where: str = "params") -> dict:
     for key, value in (params or {}).items():
         if key not in defaults:
             raise SyntheticError(
-                f"{where}.{key}: unknown parameter for profile {name!r}"
-                f" (known: {', '.join(sorted(defaults))})"
+                f"{where}.{key}: unknown parameter for profile {name!r} (known: {', '.join(sorted(defaults))})"
             )
         want = type(defaults[key])
         ok = isinstance(value, want) and (want is bool or not isinstance(value, bool))
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value, ok = float(value), True
         if not ok:
-            raise SyntheticError(
-                f"{where}.{key}: expected {want.__name__}, got {type(value).__name__} {value!r}"
-            )
+            raise SyntheticError(f"{where}.{key}: expected {want.__name__}, got {type(value).__name__} {value!r}")
         if want in (int, float) and value < 0:
             raise SyntheticError(f"{where}.{key}: must be >= 0, got {value!r}")
         merged[key] = value
+    if merged.get("kernel", "6.19") not in G.KERNELS:
+        raise SyntheticError(f"{where}.kernel: must be one of {', '.join(G.KERNELS)}, got {merged['kernel']!r}")
     if not 1 <= merged["cpus"] <= _MAX_CPUS:
         raise SyntheticError(f"{where}.cpus: must be in 1..{_MAX_CPUS}, got {merged['cpus']}")
-    if merged["occupancy"] > 1.0 or merged["wave_peak"] > 1.0:
-        raise SyntheticError(f"{where}: occupancy and wave_peak must be <= 1.0")
+    for key in ("occupancy", "wave_peak"):
+        if merged.get(key, 0.0) > 1.0:
+            raise SyntheticError(f"{where}.{key}: must be <= 1.0, got {merged[key]}")
+    if not 1 <= merged.get("short_window", 1) <= 4096:
+        raise SyntheticError(f"{where}.short_window: must be in 1..4096, got {merged['short_window']}")
     return merged
 
 
@@ -190,6 +195,14 @@ def _class_table(classes: list[tuple], bits: int = 12) -> list[tuple]:
     return table
 
 
+def _gfp_61(gfp: int) -> int:
+    """The 6.1 spelling of a 6.19 mask: GFP_ATOMIC-based masks (__GFP_HIGH without
+    direct reclaim) also carry __GFP_ATOMIC (0x200), which 6.1 turns into ALLOC_HARDER."""
+    if gfp & G.__GFP_HIGH and not gfp & G.__GFP_DIRECT_RECLAIM:
+        return gfp | G.__GFP_ATOMIC
+    return gfp
+
+
 def _target(op: int, base: int, peak: int, period: int, length: int) -> int:
     """Occupancy target (pages) at op ``op``: ``base``, raised to ``peak`` during the
     last ``length`` ops of every ``period`` (a pressure wave: the generator allocates
@@ -218,21 +231,20 @@ def _pool_engine(
     CPU (NAPI-style). Short-lived blocks are freed from among the ``short_window`` most
     recent ones (LIFO-ish: most allocations die young); long-lived ones are freed
     uniformly at random, and only while occupancy is above target, so they accumulate
-    and scatter — that is the fragmentation. Occupancy follows ``_target``: below it
-    75 % of ops allocate, above it 35 %.
+    and scatter — that is the fragmentation. Occupancy follows ``_target``: below half
+    of it 92 % of ops allocate, below it 75 %, above it 35 %, above 98 % of memory none.
 
     ``contig`` = (every, min_order, max_order, align_cap, max_live): every ``every``
     ops, a ContigAlloc of 2^k pages (k uniform in [min_order, max_order]); the oldest
     is ContigFree'd when more than ``max_live`` are held.
     """
+    if p["kernel"] == "6.1":
+        classes = [(w, o, _gfp_61(g), *rest) for (w, o, g, *rest) in classes]
     short: list[int] = []
     long: list[int] = []
     spop, lpop = short.pop, long.pop
     # Table rows: (order, gfp, kind, pages, append-to-pool, burst).
-    table = [
-        (o, g, k, 1 << o, long.append if lg else short.append, b)
-        for (o, g, k, lg, b) in _class_table(classes)
-    ]
+    table = [(o, g, k, 1 << o, long.append if lg else short.append, b) for (o, g, k, lg, b) in _class_table(classes)]
     getrandbits = rng.getrandbits
     rand = rng.random
     cpus = p["cpus"]
@@ -241,7 +253,7 @@ def _pool_engine(
     peak = int(p["wave_peak"] * total_pages)
     period, wlen = p["wave_period"], p["wave_len"]
     hard_cap = int(total_pages * 0.98)
-    nlive = live_pages = 0
+    live_pages = 0
     handle = first_handle
     burst_left = burst_cpu = 0
     burst_cls: tuple = table[0]
@@ -251,6 +263,10 @@ def _pool_engine(
     if not drain:
         next_drain = ops
     target = lo_mark = base
+    # Alloc probabilities in 20-bit fixed point: far below target, below, above.
+    p_far, p_below, p_above = int(0.92 * (1 << 20)), int(0.75 * (1 << 20)), int(0.35 * (1 << 20))
+    window = short_window
+    long_thr = int(long_free * (1 << 20))
     op = 0
     for op in range(ops):  # noqa: B007 - op is used after the loop
         if op == next_check:
@@ -269,37 +285,37 @@ def _pool_engine(
                 next_contig += every
             if op == next_drain:
                 # The stream must end with frees only once ops left <= live handles;
-                # that needs at least (ops - op - nlive) // 2 more ops.
-                diff = ops - op - nlive
+                # that needs at least (ops - op - live handles) // 2 more ops.
+                diff = ops - op - len(short) - len(long)
                 if diff <= 0:
                     break
                 next_drain = op + max(1, diff // 2)
             next_check = min(next_wave, next_contig, next_drain)
-        # One uniform draw decides alloc vs free and, rescaled, which block to free.
-        # Alloc probability: 0.92 far below target, 0.75 below, 0.35 above, 0 at the cap.
+        # One 32-bit draw: the high 20 bits decide alloc vs free (0 at the hard cap),
+        # the low 12 bits pick the class (alloc) or the slot in the short window (free).
+        r = getrandbits(32)
         if (
             burst_left
-            or rand()
+            or r >> 12
             < (
-                (0.92 if live_pages < lo_mark else 0.75)
+                (p_far if live_pages < lo_mark else p_below)
                 if live_pages < target
-                else (0.35 if live_pages < hard_cap else 0.0)
+                else (p_above if live_pages < hard_cap else 0)
             )
-            or not nlive
+            or not live_pages
         ):
             if burst_left:
                 burst_left -= 1
                 order, gfp, kind, pages, append, _b = burst_cls
                 cpu = burst_cpu
             else:
-                cls = table[getrandbits(12)]
+                cls = table[r & 4095]
                 order, gfp, kind, pages, append, burst = cls
                 cpu = int(rand() * cpus) if cpus > 1 else 0
                 if burst > 1:
                     burst_left = int(rand() * burst)
                     burst_cls, burst_cpu = cls, cpu
             live_pages += pages
-            nlive += 1
             if cpu:
                 append((handle << 12) | (cpu << 4) | order)
                 yield Alloc(handle, order, gfp, kind, -1, cpu)
@@ -308,10 +324,9 @@ def _pool_engine(
                 yield Alloc(handle, order, gfp, kind)
             handle += 1
         else:
-            v = rand()
-            if long and (not short or (live_pages > target and rand() < long_free)):
+            if long and (not short or (live_pages > target and getrandbits(20) < long_thr)):
                 n = len(long)
-                i = int(v * n)
+                i = (getrandbits(32) * n) >> 32
                 last = lpop()
                 if i < n - 1:
                     entry = long[i]
@@ -320,7 +335,7 @@ def _pool_engine(
                     entry = last
             else:
                 n = len(short)
-                i = n - 1 - int(v * (short_window if n > short_window else n))
+                i = n - 1 - (((r & 4095) * (window if n > window else n)) >> 12)
                 last = spop()
                 if i < n - 1:
                     entry = short[i]
@@ -329,7 +344,6 @@ def _pool_engine(
                     entry = last
             order = entry & 15
             live_pages -= 1 << order
-            nlive -= 1
             cpu = (entry >> 4) & 0xFF
             if cpu:
                 yield Free(entry >> 12, order, cpu)
@@ -456,9 +470,7 @@ def _slab_churn(rng: random.Random, ops: int, total_pages: int, p: dict, first: 
             g = (gfp | _RECL) if recl else gfp
             classes.append((w * wr * (1 - pin), order, g, "slab", False, 1))
             classes.append((w * wr * pin, order, g, "slab", True, 1))
-    return _pool_engine(
-        rng, ops, total_pages, p, first, classes, short_window=p["short_window"], long_free=0.1
-    )
+    return _pool_engine(rng, ops, total_pages, p, first, classes, short_window=p["short_window"], long_free=0.1)
 
 
 @_register(
@@ -527,6 +539,7 @@ def _cma(rng: random.Random, ops: int, total_pages: int, p: dict, first: int) ->
 @_register(
     "pagecache",
     "file folios with readahead orders 0..5 and LRU reclaim waves at a high mark",
+    common=("cpus", "drain_at_end", "kernel"),
     readahead_max_order=5,
     high_mark=0.85,
     reclaim_fraction=0.3,
@@ -536,64 +549,85 @@ def _cma(rng: random.Random, ops: int, total_pages: int, p: dict, first: int) ->
 def _pagecache(rng: random.Random, ops: int, total_pages: int, p: dict, first: int) -> Iterator[Event]:
     """Page cache filling with file folios (GFP_HIGHUSER_MOVABLE|__GFP_COMP; readahead
     adds __GFP_NORETRY|__GFP_NOWARN). Sequential reads ramp readahead folios up to
-    ``readahead_max_order``; random reads use order 0. When live pages cross
-    ``high_mark`` a reclaim wave frees the oldest ``reclaim_fraction`` of cached pages
-    (LRU order); between waves ``truncate_ratio`` of ops free the newest folios
-    (deleted temporary files)."""
+    ``readahead_max_order``; random reads (``1 - sequential_ratio``) use order 0. When
+    live pages cross ``high_mark`` a reclaim wave frees the oldest ``reclaim_fraction``
+    of cached pages (LRU order); between waves ``truncate_ratio`` of ops free the
+    newest folios (deleted temporary files)."""
     max_order = p["readahead_max_order"]
     if max_order > 10:
         raise SyntheticError("params.readahead_max_order: must be <= 10")
-    if p["high_mark"] > 1.0 or p["reclaim_fraction"] > 1.0:
-        raise SyntheticError("params: high_mark and reclaim_fraction must be <= 1.0")
-    # Order distribution of a sequential stream: readahead windows double up to the max.
+    for key in ("high_mark", "reclaim_fraction", "truncate_ratio", "sequential_ratio"):
+        if p[key] > 1.0:
+            raise SyntheticError(f"params.{key}: must be <= 1.0, got {p[key]}")
     # A sequential stream ramps through every order once, then stays at the maximum.
     seq = [
-        (
-            float(max(1, max_order)) if i == max_order else 1.0,
-            i,
-            GFP_READAHEAD if i else GFP_FILE,
-            "file",
-            False,
-            1,
-        )
+        (float(max(1, max_order)) if i == max_order else 1.0, i, GFP_READAHEAD if i else GFP_FILE)
         for i in range(max_order + 1)
     ]
     seq_w = sum(c[0] for c in seq)
     s = p["sequential_ratio"]
-    classes = [(c[0] / seq_w * s, *c[1:]) for c in seq] + [(1 - s, 0, GFP_FILE, "file", False, 1)]
+    classes = [(w / seq_w * s, o, g, "file", False, 1) for w, o, g in seq]
+    classes.append((1 - s, 0, GFP_FILE, "file", False, 1))
     table = [(o, g, k, 1 << o) for (o, g, k, _lg, _b) in _class_table(classes)]
+    return _pagecache_gen(rng, ops, total_pages, p, first, table)
+
+
+def _pagecache_gen(
+    rng: random.Random, ops: int, total_pages: int, p: dict, first: int, table: list[tuple]
+) -> Iterator[Event]:
     getrandbits = rng.getrandbits
     rand = rng.random
     cpus, drain = p["cpus"], p["drain_at_end"]
     high = min(int(p["high_mark"] * total_pages), int(total_pages * 0.98))
-    frac, trunc = p["reclaim_fraction"], p["truncate_ratio"]
+    frac = p["reclaim_fraction"]
+    trunc = int(p["truncate_ratio"] * (1 << 20))
     lru: deque[int] = deque()
+    popleft, pop, append = lru.popleft, lru.pop, lru.append
     live_pages = 0
     handle = first
     reclaim_left = 0  # pages still to reclaim in the current wave
+    next_drain = 0 if drain else ops
     op = 0
-    while op < ops:
-        if drain and ops - op <= len(lru):
-            break
-        if live_pages >= high and not reclaim_left:
-            reclaim_left = max(1, int(live_pages * frac))
-        if lru and (reclaim_left or rand() < trunc):
-            entry = lru.popleft() if reclaim_left else lru.pop()
+    for op in range(ops):  # noqa: B007 - op is used after the loop
+        if op == next_drain:
+            diff = ops - op - len(lru)
+            if diff <= 0:
+                break
+            next_drain = op + max(1, diff // 2)
+        if reclaim_left:
+            entry = popleft()
             order = entry & 15
             live_pages -= 1 << order
-            if reclaim_left:
-                reclaim_left = max(0, reclaim_left - (1 << order))
-            cpu = (entry >> 4) & 0xFF
-            yield Free(entry >> _ENTRY_SHIFT, order) if cpu == 0 else Free(entry >> _ENTRY_SHIFT, order, cpu)
+            reclaim_left -= 1 << order
+            if reclaim_left < 0 or not lru:
+                reclaim_left = 0
         else:
-            reclaim_left = 0
-            order, gfp, kind, pages = table[getrandbits(12)]
-            cpu = int(rand() * cpus) if cpus > 1 else 0
-            lru.append((handle << _ENTRY_SHIFT) | (cpu << 4) | order)
-            live_pages += pages
-            yield Alloc(handle, order, gfp, kind) if cpu == 0 else Alloc(handle, order, gfp, kind, -1, cpu)
-            handle += 1
-        op += 1
+            r = getrandbits(32)
+            if r >> 12 < trunc and lru:
+                entry = pop()
+                order = entry & 15
+                live_pages -= 1 << order
+            else:
+                order, gfp, kind, pages = table[r & 4095]
+                live_pages += pages
+                if cpus > 1:
+                    cpu = int(rand() * cpus)
+                    append((handle << 12) | (cpu << 4) | order)
+                    yield Alloc(handle, order, gfp, kind, -1, cpu)
+                else:
+                    append((handle << 12) | order)
+                    yield Alloc(handle, order, gfp, kind)
+                handle += 1
+                if live_pages >= high:
+                    reclaim_left = max(1, int(live_pages * frac))
+                continue
+        cpu = (entry >> 4) & 0xFF
+        if cpu:
+            yield Free(entry >> 12, order, cpu)
+        else:
+            yield Free(entry >> 12, order)
+    else:
+        op = ops
     if drain:
         yield from _drain(list(lru), ops - op)
 
@@ -610,41 +644,58 @@ def _pagecache(rng: random.Random, ops: int, total_pages: int, p: dict, first: i
 )
 def _fork_exec(rng: random.Random, ops: int, total_pages: int, p: dict, first: int) -> Iterator[Event]:
     """fork()+exec()+exit() of short processes: each process allocates a kernel stack
-    (order 2 GFP_KERNEL_ACCOUNT|__GFP_ZERO, or 4 order-0 vmalloc pages with
-    ``vmap_stack``), page tables (order 0 GFP_PGTABLE_USER, kind pgtable) and anon pages
-    (GFP_HIGHUSER_MOVABLE, ``thp_ratio`` of them order-9 THP), interleaved with the
-    other processes' faults; at exit all its pages are freed together. ``daemon_ratio``
-    of processes are long-lived daemons."""
+    (order 2 THREADINFO_GFP = GFP_KERNEL_ACCOUNT|__GFP_ZERO, or with ``vmap_stack`` 4
+    order-0 vmalloc pages), page tables (order 0 GFP_PGTABLE_USER, kind pgtable) and
+    anon pages (GFP_HIGHUSER_MOVABLE; ``thp_ratio`` of them order-9 THP), interleaved
+    with up to 3 other processes being built; at exit all its pages are freed
+    together. Exits favour recent processes (short lifetimes); ``daemon_ratio`` of
+    processes are long-lived daemons."""
     if p["daemon_ratio"] > 1.0 or p["thp_ratio"] > 1.0:
         raise SyntheticError("params: daemon_ratio and thp_ratio must be <= 1.0")
+    return _fork_exec_gen(rng, ops, total_pages, p, first)
+
+
+def _fork_exec_gen(rng: random.Random, ops: int, total_pages: int, p: dict, first: int) -> Iterator[Event]:
+    getrandbits = rng.getrandbits
     rand = rng.random
     cpus, drain = p["cpus"], p["drain_at_end"]
+    hard_cap = int(total_pages * 0.98)
     base = int(p["occupancy"] * total_pages)
     peak = int(p["wave_peak"] * total_pages)
     period, wlen = p["wave_period"], p["wave_len"]
     anon_mean, pt_mean = max(1, p["anon_mean"]), max(1, p["pgtable_mean"])
     daemon, thp, vstack = p["daemon_ratio"], p["thp_ratio"], p["vmap_stack"]
-    # Below target, exits still take ~40 % of ops, so processes die young.
-    exit_rate = 0.4 / (anon_mean + pt_mean + 1)
-    # A process under construction: list of (order, gfp, kind) still to allocate.
-    building: list[tuple[list[int], list[tuple], int]] = []  # (entries, todo, cpu)
+    # Below target, exits still take ~40 % of ops, so processes die young (16-bit fixed point).
+    exit_thr = int(0.4 / (anon_mean + pt_mean + 1) * (1 << 16))
+    pgtable = (0, GFP_PGTABLE, "pgtable")
+    anon = (0, GFP_USER_PAGE, "anon")
+    thp_cls = (9, G.GFP_TRANSHUGE_LIGHT, "anon")
+    stack = [(0, GFP_VMALLOC | _ZERO, "vmalloc")] * 4 if vstack else [(2, GFP_STACK, "misc")]
+    # Processes being built: [entries, todo (popped from the end), cpu].
+    building: list[list] = []
     procs: list[list[int]] = []  # finished short-lived processes
     daemons: list[list[int]] = []
     dying: list[int] = []
-    nlive = 0
-    live_pages = 0
+    nlive = live_pages = 0
     handle = first
     target = base
+    next_wave = 0
+    next_drain = 0 if drain else ops
     op = 0
-    while op < ops:
-        if op & 1023 == 0:
-            target = min(_target(op, base, peak, period, wlen), int(total_pages * 0.98))
-        if drain and ops - op <= nlive:
-            break
+    for op in range(ops):  # noqa: B007 - op is used after the loop
+        if op == next_wave:
+            target = min(_target(op, base, peak, period, wlen), hard_cap)
+            next_wave += 1024
+        if op >= next_drain:
+            diff = ops - op - nlive
+            if diff <= 0:
+                break
+            next_drain = op + max(1, diff // 2)
+        r = getrandbits(32)
         if (
             not dying
             and (procs or daemons)
-            and ((live_pages >= target and not building) or rand() < exit_rate)
+            and ((live_pages >= target and not building) or r & 0xFFFF < exit_thr or live_pages >= hard_cap)
         ):
             pool = daemons if daemons and (not procs or rand() < daemon * 0.5) else procs
             n = len(pool)
@@ -655,41 +706,41 @@ def _fork_exec(rng: random.Random, ops: int, total_pages: int, p: dict, first: i
                 dying, pool[i] = pool[i], last
             else:
                 dying = last
-        if dying and (not building or rand() < 0.5):
+        if dying and (not building or r & 0x10000):
             entry = dying.pop()
             order = entry & 15
             live_pages -= 1 << order
             nlive -= 1
             cpu = (entry >> 4) & 0xFF
-            yield Free(entry >> _ENTRY_SHIFT, order) if cpu == 0 else Free(entry >> _ENTRY_SHIFT, order, cpu)
-            op += 1
+            if cpu:
+                yield Free(entry >> 12, order, cpu)
+            else:
+                yield Free(entry >> 12, order)
             continue
-        if not building or (len(building) < 4 and live_pages < target and rand() < 0.02):
+        if not building or (len(building) < 4 and live_pages < target and (r >> 17) & 63 == 0):
             cpu = int(rand() * cpus) if cpus > 1 else 0
-            todo: list[tuple] = []
-            n_anon = 1 + int(rand() * 2 * anon_mean)
-            for _ in range(1 + int(rand() * 2 * pt_mean)):
-                todo.append((0, GFP_PGTABLE, "pgtable"))
-            for _ in range(n_anon):
-                if thp and rand() < thp:
-                    todo.append((9, G.GFP_TRANSHUGE_LIGHT, "anon"))
-                else:
-                    todo.append((0, GFP_USER_PAGE, "anon"))
-            todo.extend([(0, GFP_VMALLOC | _ZERO, "vmalloc")] * 4 if vstack else [(2, GFP_STACK, "misc")])
-            building.append(([], todo, cpu))
-        k = int(rand() * len(building))
-        entries, todo, cpu = building[k]
+            todo = [thp_cls if thp and rand() < thp else anon for _ in range(1 + int(rand() * 2 * anon_mean))]
+            todo += [pgtable] * (1 + int(rand() * 2 * pt_mean))
+            todo += stack  # popped first: copy_process() allocates the stack first
+            building.append([[], todo, cpu])
+        k = ((r >> 23) * len(building)) >> 9
+        b = building[k]
+        entries, todo, cpu = b
         order, gfp, kind = todo.pop()
-        entries.append((handle << _ENTRY_SHIFT) | (cpu << 4) | order)
+        entries.append((handle << 12) | (cpu << 4) | order)
         live_pages += 1 << order
         nlive += 1
-        yield Alloc(handle, order, gfp, kind) if cpu == 0 else Alloc(handle, order, gfp, kind, -1, cpu)
+        if cpu:
+            yield Alloc(handle, order, gfp, kind, -1, cpu)
+        else:
+            yield Alloc(handle, order, gfp, kind)
         handle += 1
         if not todo:
             building[k] = building[-1]
             building.pop()
             (daemons if rand() < daemon else procs).append(entries)
-        op += 1
+    else:
+        op = ops
     if drain:
         rest = dying + [e for b in building for e in b[0]]
         rest += [e for pr in procs + daemons for e in pr]
