@@ -180,3 +180,29 @@ def test_movable_zone_only_for_highuser_movable():
     p = a.alloc_pages(G.GFP_USER | getattr(G, "__GFP_MOVABLE"), 0)
     assert a.zone_of(p).ztype != ZoneType.MOVABLE
     assert a.get_pageblock_migratetype(p) == MIGRATE_MOVABLE
+
+
+def test_numa_local_first_then_remote():
+    a = mk("numa:2x64M", pcp=True)
+    p = a.alloc_pages(G.GFP_KERNEL, 0, nid=1)
+    assert a.zone_of(p).nid == 1
+    got = []
+    while True:  # exhaust node 1 down to its watermark, then spill to node 0
+        p = a.alloc_pages(G.GFP_KERNEL, 0, nid=1)
+        if p < 0 or a.zone_of(p).nid == 0:
+            break
+        got.append(p)
+    assert p >= 0 and a.zone_of(p).nid == 0
+    a.check()
+
+
+def test_i386_highmem_only_for_highmem_requests():
+    a = mk("i386:1G", pcp=True)
+    hz = [z for z in a.zones if z.ztype == ZoneType.HIGHMEM]
+    assert hz and hz[0].managed > 0
+    p = a.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 0)
+    assert a.zone_of(p).ztype == ZoneType.HIGHMEM
+    for _ in range(2000):
+        q = a.alloc_pages(G.GFP_KERNEL, 0)
+        assert a.zone_of(q).ztype != ZoneType.HIGHMEM
+    a.check()

@@ -9,7 +9,7 @@ from stateful import make_allocator_machine
 
 from memdesc.designs import DesignError, get_design
 
-MACHINES = ["x86_64:64M", "x86_64:128M,movablecore=50%", "x86_64:128M,cma=32M", "i386:64M"]
+MACHINES = ["x86_64:64M", "x86_64:128M,movablecore=50%", "x86_64:128M,cma=32M", "i386:1G"]
 DESIGNS = [
     ("linked", {}),
     ("embedded", {}),
