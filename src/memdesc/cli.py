@@ -100,13 +100,20 @@ def cmd_run(args: argparse.Namespace) -> int:
             runner.run(wl.events, max_ops=max_ops)
     else:
         runner.run(wl.events, max_ops=max_ops)
-    if args.check_every or args.final_check:
+    probe = None
+    if args.mm_probe:
+        # the questions ZONE_MOVABLE and CMA exist to answer: can all of it be had back?
+        ops = runner._get_mmops()
+        probe = {"cma_alloc_all": ops.cma_alloc_all(), "offline_all_movable": ops.offline_all_movable()}
+    if args.check_every or args.final_check or args.mm_probe:
         runner.check()
     config = {"design": args.design, "design_options": a.design.options, "kernel": args.kernel,
               "pcp": not args.no_pcp, "workload": wl.name, "workload_kind": wl.kind, "ops": args.ops,
               "seed": args.seed, "check_every": args.check_every, "pfn_exact": args.pfn_exact,
               "lenient": args.lenient, "machine": a.machine.spec}
     summary = run_summary(runner, config)
+    if probe is not None:
+        summary["mm_probe"] = probe
     if wl.stats is not None:
         summary["replay"] = stats_dict(wl.stats)
     from .report import render_run_summary
@@ -177,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--final-check", action="store_true", help="run the checker once at the end")
     p.add_argument("--sample-every", type=int, default=0, metavar="N", help="record metrics every N ops")
     p.add_argument("--compaction", action="store_true", help="direct compaction on high-order failures")
+    p.add_argument("--mm-probe", action="store_true",
+                   help="at the end, cma_alloc every whole CMA area and offline every ZONE_MOVABLE block")
     p.add_argument("--json", default=None, metavar="FILE", help="write every metric and the config as JSON")
     p.add_argument("--proc", default=None, help="print /proc files at the end: buddyinfo,pagetypeinfo,zoneinfo")
     p.add_argument("--strict", action="store_true", help="exit 1 if any invariant was violated")

@@ -69,12 +69,31 @@ def render_run_summary(s: dict[str, Any]) -> Group:
     for k, v in sorted(s["violations"].items()):
         vt.add_row(k, f"[red]{v}[/red]" if v else "0")
     parts: list[Any] = [head, ho, zt, vt]
+    if s.get("mm_probe"):
+        pt = Table(title="can ZONE_MOVABLE / CMA memory be had back? (--mm-probe)")
+        for c in ("operation", "result", "pages migrated", "first blocker"):
+            pt.add_column(c)
+        cma = s["mm_probe"]["cma_alloc_all"]
+        off = s["mm_probe"]["offline_all_movable"]
+        f = cma["failures"][0] if cma["failures"] else None
+        pt.add_row(f"cma_alloc of {cma['areas']} whole CMA area(s)",
+                   "n/a" if not cma["areas"] else ("ok" if cma["ok"] else "[red]failed[/red]"), f"{cma['migrated']:,}",
+                   f"{f['kind']} at pfn {f['pfn']:#x} ({f['reason']})" if f else "-")
+        f = off["failures"][0] if off["failures"] else None
+        blocker = f"{f.get('kind')} at pfn {f.get('pfn', 0):#x} ({f.get('reason')})" if f else "-"
+        pt.add_row(f"offline of {off['blocks']} ZONE_MOVABLE block(s)", f"{off['offlined']}/{off['blocks']} offlined",
+                   f"{off['migrated']:,}", blocker)
+        parts.append(pt)
     if s.get("mm_ops"):
         mt = Table(title="contiguous allocation, offline, compaction")
         mt.add_column("metric")
         mt.add_column("value", justify="right")
         for k, v in s["mm_ops"].items():
-            if not isinstance(v, dict):
-                mt.add_row(k, f"{v:,.3f}" if isinstance(v, float) else f"{v:,}")
+            if isinstance(v, float):
+                mt.add_row(k, f"{v:,.3f}")
+            elif isinstance(v, int):
+                mt.add_row(k, f"{v:,}")
+            elif v is None:
+                mt.add_row(k, "-")
         parts.append(mt)
     return Group(*parts)
