@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from memdesc.gfp import parse_gfp
 from memdesc.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
+from memdesc.workloads import trace as trace_mod
 from memdesc.workloads.events import Alloc, Free, Mark
 from memdesc.workloads.replay import ReplayStats, render_trace_stats, trace_events, trace_stats
 from memdesc.workloads.trace import (
@@ -448,6 +449,59 @@ def test_fuzz_truncated_compressed(fuzz_dir: Path, comp: str, frac: float) -> No
     p.write_bytes(data[: max(8, int(len(data) * frac))])  # magic bytes intact: must not pass as text
     with pytest.raises(TraceParseError):
         list(trace_events(p, lenient=True))
+
+
+def _both_paths(p: Path, **kw: object) -> tuple[object, object]:
+    """(events, stats) of the block fast path and of the record path (on_record)."""
+    out = []
+    for extra in ({}, {"on_record": lambda r: None}):
+        st_ = ReplayStats()
+        try:
+            evs: object = [(type(e).__name__, repr(e)) for e in trace_events(p, stats=st_, **kw, **extra)]
+        except TraceParseError as e:
+            evs = ("error", e.lineno, e.text, str(e))
+        d = {k: getattr(st_, k) for k in ReplayStats.__slots__ if k != "last_lineno"}  # type: ignore[attr-defined]
+        out.append((evs, d))
+    return out[0], out[1]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10**6), st.lists(_mut, min_size=1, max_size=4)), max_size=6),
+       st.booleans(), st.integers(0, 10**6))
+def test_fast_path_matches_record_path(fuzz_dir: Path, muts: list[tuple[int, list[tuple[int, int, str]]]],
+                                       lenient: bool, seed: int) -> None:
+    """The block fast path of trace_events gives the same events, errors (line and text)
+    and counters as the record path, also across small blocks."""
+    lines = list(SAMPLES) * 3
+    for idx, ops in muts:
+        i = idx % len(lines)
+        lines[i] = _mutate(lines[i], ops)
+    p = fuzz_dir / "same.txt"
+    p.write_text("".join(lines), encoding="utf-8")
+    old = trace_mod._BLOCK_CHARS
+    try:
+        trace_mod._BLOCK_CHARS = 1 + seed % 700  # many blocks, cut anywhere
+        fast, rec = _both_paths(p, lenient=lenient)
+    finally:
+        trace_mod._BLOCK_CHARS = old
+    assert fast == rec
+
+
+def test_fast_path_block_boundaries_and_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = HEADER + "".join(alloc(0x1000 + i, order=i % 3) + free(0x1000 + i, order=i % 3) for i in range(200))
+    text += "   test-10      [001] .....     3.000000: mm_page_free: page=0000000012 pfn=0xZZ order=0"  # no \n
+    p = _write(tmp_path / "b.txt", text)
+    monkeypatch.setattr(trace_mod, "_BLOCK_CHARS", 333)
+    with pytest.raises(TraceParseError) as ei:
+        list(trace_events(p))
+    assert ei.value.lineno == len(text.splitlines()) and "pfn=0xZZ" in ei.value.text
+    st_ = ReplayStats()
+    evs = list(trace_events(p, lenient=True, stats=st_))
+    assert st_.lines == len(text.splitlines()) and st_.skipped == {"malformed": 1}
+    assert st_.allocs == st_.frees == 200 and _pages(evs) == 0 == st_.live_pages
+    assert st_.last_lineno == len(text.splitlines()) - 1
+    fast, rec = _both_paths(p, lenient=True)
+    assert fast == rec
 
 
 # --- real trace ---------------------------------------------------------------------

@@ -42,7 +42,9 @@ Replay semantics (also in docs/workloads-traces.md):
 
 Events carry ``src=None`` on the hot path (set ``with_src=True`` for
 ``"file:line"`` strings); ``stats.last_lineno`` always names the line of the event
-most recently yielded, so a runner can report ``stats.where()`` on error.
+most recently yielded, so a runner can report ``stats.where()`` on error.  Counters of
+lines that are only counted (batched frees, pcp traffic, ``records``) are added once
+per block of input (~1 MiB) and are exact once the stream ends or is closed.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from typing import Any
 from ..gfp import format_gfp
 from ..mmzone import MIGRATETYPE_NAMES
 from .events import Alloc, Event, Free, Mark
-from .trace import ParseStats, TraceRecord, read_trace
+from .trace import _NULL_PAGES, ORDER_OF, ParseStats, TraceRecord, _BlockSource, read_trace
 
 __all__ = ["ReplayStats", "render_trace_stats", "trace_events", "trace_stats"]
 
@@ -94,9 +96,18 @@ class ReplayStats(ParseStats):
     live_blocks: int = 0
 
 
+_REGION_SHIFT = 10  # blocks of order <= 10 (MAX_PAGE_ORDER of 6.x) lie in one region
+
+
 class _Replay:
     """The handle map: traced head pfn -> (handle, order, gfp, head pfn of the traced
-    allocation it came from), blocks never overlapping."""
+    allocation it came from), blocks never overlapping.
+
+    ``regions`` counts the live blocks of order 1.._REGION_SHIFT per aligned
+    2^_REGION_SHIFT-page region and ``huge`` the larger ones, so that "is this pfn
+    inside some live multi-page block?" is one dict lookup in the common case.  Every
+    change of ``live`` goes through :meth:`put` / :meth:`pop` (or keeps the counts by
+    hand on the hot path of :func:`trace_events`)."""
 
     def __init__(self, st: ReplayStats) -> None:
         self.st = st
@@ -104,11 +115,39 @@ class _Replay:
         self.freed: set[int] = set()
         self.next_handle = 1
         self.top = 0  # highest order ever live: bound of the containment search
+        self.regions: dict[int, int] = {}
+        self.huge = 0
 
     def new_handle(self) -> int:
         h = self.next_handle
         self.next_handle = h + 1
         return h
+
+    def count(self, head: int, order: int, d: int) -> None:
+        """Adjust the multi-page block counts for a block (``order`` >= 1) put (+1) or
+        removed (-1)."""
+        if order > _REGION_SHIFT:
+            self.huge += d
+            return
+        r = head >> _REGION_SHIFT
+        n = self.regions.get(r, 0) + d
+        if n:
+            self.regions[r] = n
+        else:
+            del self.regions[r]
+
+    def put(self, head: int, e: tuple[int, int, int, int]) -> None:
+        self.live[head] = e
+        if e[1]:
+            self.count(head, e[1], 1)
+        if e[1] > self.top:
+            self.top = e[1]
+
+    def pop(self, head: int) -> tuple[int, int, int, int] | None:
+        e = self.live.pop(head, None)
+        if e is not None and e[1]:
+            self.count(head, e[1], -1)
+        return e
 
     def containing(self, pfn: int) -> tuple[int, tuple[int, int, int, int]] | None:
         """The live block whose range holds ``pfn`` (its head is an aligned ancestor)."""
@@ -116,6 +155,8 @@ class _Replay:
         e = live.get(pfn)
         if e is not None:
             return pfn, e
+        if not self.huge and (pfn >> _REGION_SHIFT) not in self.regions:
+            return None
         for lvl in range(1, self.top + 1):
             h = pfn >> lvl << lvl
             if h != pfn:
@@ -138,13 +179,13 @@ class _Replay:
         ``[pfn, pfn + 2^order)`` as buddy pieces under new handles."""
         st = self.st
         handle, korder, gfp, orig = e
-        del self.live[head]
+        self.pop(head)
         out: list[Event] = [Free(handle, korder, cpu, src)]
         rel = pfn - head
         for lvl in range(order, korder):
             sib = head + (((rel >> lvl) ^ 1) << lvl)
             h = self.new_handle()
-            self.live[sib] = (h, lvl, gfp, orig)
+            self.put(sib, (h, lvl, gfp, orig))
             out.append(Alloc(h, lvl, gfp, None, -1, cpu, sib, src))
         n = korder - order
         st.split_allocs += n
@@ -161,9 +202,12 @@ class _Replay:
         out: list[Event] = []
         covered = 0
         end = pfn + (1 << order)
-        heads = range(pfn, end) if (1 << order) <= len(live) else [q for q in live if pfn <= q < end]
+        if (1 << order) <= len(live):
+            heads = [q for q in range(pfn, end) if q in live]
+        else:
+            heads = [q for q in live if pfn <= q < end]
         for q in heads:
-            e = live.pop(q, None)
+            e = self.pop(q)
             if e is not None:
                 out.append(Free(e[0], e[1], cpu, src))
                 covered += 1 << e[1]
@@ -191,7 +235,7 @@ class _Replay:
             else:  # unaligned: drop the whole stale block
                 st.implicit_frees += 1
                 st.implicit_free_pages += 1 << korder
-                del self.live[head]
+                self.pop(head)
                 st.live_pages -= 1 << korder
                 st.free_events += 1
                 out.append(Free(e[0], korder, cpu, src))
@@ -202,10 +246,41 @@ class _Replay:
         out.extend(evs)
         return out
 
-    def free_slow(self, rec: TraceRecord, src: str | None) -> list[Event]:
+    def alloc(self, pfn: int, order: int, gfp: int, cpu: int, src: str | None) -> list[Event]:
+        """A traced allocation (not failed, not filtered): implicit frees, then the Alloc."""
+        st = self.st
+        out: list[Event] = []
+        if self.containing(pfn) is not None or (order and self.any_inside(pfn, order)):
+            out = self.alloc_overlap(pfn, order, cpu, src)
+        h = self.next_handle
+        self.next_handle = h + 1
+        self.put(pfn, (h, order, gfp, pfn))
+        self.freed.discard(pfn)
+        st.allocs += 1
+        st.alloc_events += 1
+        lp = st.live_pages + (1 << order)
+        st.live_pages = lp
+        if lp > st.peak_live_pages:
+            st.peak_live_pages = lp
+        out.append(Alloc(h, order, gfp, None, -1, cpu, pfn, src))
+        return out
+
+    def free(self, pfn: int, order: int, cpu: int, lineno: int, src: str | None) -> list[Event]:
+        """A traced free (not filtered)."""
+        e = self.live.get(pfn)
+        if e is not None and e[1] == order:
+            st = self.st
+            self.pop(pfn)
+            self.freed.add(pfn)
+            st.frees += 1
+            st.free_events += 1
+            st.live_pages -= 1 << order
+            return [Free(e[0], order, cpu, src)]
+        return self.free_slow(pfn, order, cpu, lineno, src)
+
+    def free_slow(self, pfn: int, order: int, cpu: int, lineno: int, src: str | None) -> list[Event]:
         """A free that is not an exact match of a live head and order."""
         st = self.st
-        pfn, order, cpu = rec.pfn, rec.order, rec.cpu
         c = self.containing(pfn)
         if c is not None:
             head, e = c
@@ -222,7 +297,7 @@ class _Replay:
             if head != pfn:  # inconsistent sub-range: release the whole containing block
                 st.frees += 1
                 st.order_mismatch_frees += 1
-                del self.live[head]
+                self.pop(head)
                 st.live_pages -= 1 << korder
                 st.free_events += 1
                 return [Free(e[0], korder, cpu, src)]
@@ -237,11 +312,49 @@ class _Replay:
         if pfn in self.freed:
             st.double_frees += 1
             if len(st.double_free_lines) < _MAX_LINES_KEPT:
-                st.double_free_lines.append(rec.lineno)
+                st.double_free_lines.append(lineno)
         else:
             st.unmatched_frees += 1
             st.unmatched_pages += 1 << order
         return []
+
+    def record(self, rec: TraceRecord, src: str | None,
+               pfn_filter: Callable[[int], bool] | None) -> list[Event]:
+        """Replay one parsed record (the general path: any event, any shape)."""
+        st = self.st
+        ev = rec.event
+        if ev == "mm_page_alloc":
+            if rec.failed:
+                st.failed_allocs += 1
+                return _NONE
+            if pfn_filter is not None and not pfn_filter(rec.pfn):
+                st.filtered += 1
+                return _NONE
+            return self.alloc(rec.pfn, rec.order, rec.gfp, rec.cpu, src)  # type: ignore[arg-type]
+        if ev == "mm_page_free":
+            if pfn_filter is not None and not pfn_filter(rec.pfn):
+                st.filtered += 1
+                return _NONE
+            return self.free(rec.pfn, rec.order, rec.cpu, rec.lineno, src)
+        if ev == "mm_page_free_batched":
+            st.batched_skipped += 1
+        elif ev == "mm_page_alloc_zone_locked":
+            st.zone_locked += 1
+            st.pcp_events += 1
+        elif ev == "mm_page_pcpu_drain":
+            st.pcpu_drain += 1
+            st.pcp_events += 1
+        elif ev == "mm_page_alloc_extfrag":
+            st.extfrag_events += 1
+            if rec.extra and rec.extra.get("change_ownership"):
+                st.extfrag_change_ownership += 1
+        elif ev == "tracing_mark_write":
+            text = rec.extra["text"] if rec.extra else ""
+            return [Mark(text, src or f"{os.path.basename(st.path)}:{rec.lineno}")]
+        return _NONE
+
+
+_NONE: list[Event] = []  # shared empty result (never mutated)
 
 
 def trace_events(
@@ -257,76 +370,161 @@ def trace_events(
     """Stream a trace as memdesc events with stable integer handles (module doc).
 
     ``pfn_filter(pfn)`` False drops an allocation or free (``filtered``), e.g. to
-    replay one zone; ``on_record`` sees every parsed record before it is replayed."""
+    replay one zone; ``on_record`` sees every parsed record before it is replayed.
+
+    Without ``on_record`` the trace is read a block (about 1 MiB) at a time and the
+    common lines are matched for the whole block by one regex (``_BlockSource``);
+    ``on_record`` needs a :class:`TraceRecord` per line and takes the record path."""
     st = stats if stats is not None else ReplayStats()
+    if on_record is not None:
+        yield from _record_events(path, kernel, config_cma, lenient, st, pfn_filter, with_src, on_record)
+        return
+    src_ = _BlockSource(path, kernel, config_cma, lenient, st)
     rp = _Replay(st)
     live = rp.live
     freed = rp.freed
+    regions = rp.regions
+    reader = src_.reader
+    slow = reader.slow
+    gfp_cache = reader.gfp_cache
+    null_pages = _NULL_PAGES
+    order_of = ORDER_OF
+    rshift = _REGION_SHIFT
+    cpus: dict[str, int] = {}
+    name = ""
+    src: str | None = None
+    n_alloc = n_free = n_batched = n_locked = n_drain = 0
+    lineno = 0
+    try:
+        for base, block in src_.blocks():
+            lineno = base
+            block_lines: list[str] | None = None
+            for cpu_s, page, apfn, aord, gfp_s, fpfn, ford, batched, locked, drain, rest in src_.findall(block):
+                lineno += 1
+                if with_src:
+                    name = name or os.path.basename(st.path)
+                    src = f"{name}:{lineno}"
+                if apfn:
+                    gfp = gfp_cache.get(gfp_s)
+                    if gfp is None:  # first sight of this gfp string: the line parser
+                        if block_lines is None:
+                            block_lines = block.split("\n")
+                        rest = block_lines[lineno - base - 1]
+                    else:
+                        n_alloc += 1
+                        pfn = int(apfn, 16)
+                        if pfn == 0 and page in null_pages:
+                            st.failed_allocs += 1
+                            continue
+                        if pfn_filter is not None and not pfn_filter(pfn):
+                            st.filtered += 1
+                            continue
+                        order = order_of[aord]
+                        cpu = cpus.get(cpu_s)
+                        if cpu is None:
+                            cpu = cpus[cpu_s] = int(cpu_s)
+                        st.last_lineno = lineno
+                        if order or pfn in live or (pfn >> rshift) in regions or rp.huge:
+                            for ev in rp.alloc(pfn, order, gfp, cpu, src):
+                                yield ev
+                            continue
+                        h = rp.next_handle
+                        rp.next_handle = h + 1
+                        live[pfn] = (h, 0, gfp, pfn)
+                        freed.discard(pfn)
+                        st.allocs += 1
+                        st.alloc_events += 1
+                        lp = st.live_pages + 1
+                        st.live_pages = lp
+                        if lp > st.peak_live_pages:
+                            st.peak_live_pages = lp
+                        yield Alloc(h, 0, gfp, None, -1, cpu, pfn, src)
+                        continue
+                elif fpfn:
+                    n_free += 1
+                    pfn = int(fpfn, 16)
+                    if pfn_filter is not None and not pfn_filter(pfn):
+                        st.filtered += 1
+                        continue
+                    order = order_of[ford]
+                    cpu = cpus.get(cpu_s)
+                    if cpu is None:
+                        cpu = cpus[cpu_s] = int(cpu_s)
+                    st.last_lineno = lineno
+                    e = live.get(pfn)
+                    if e is not None and e[1] == 0 and order == 0:
+                        del live[pfn]
+                        freed.add(pfn)
+                        st.frees += 1
+                        st.free_events += 1
+                        st.live_pages -= 1
+                        yield Free(e[0], 0, cpu, src)
+                    else:
+                        for ev in rp.free(pfn, order, cpu, lineno, src):
+                            yield ev
+                    continue
+                elif batched:
+                    n_batched += 1
+                    continue
+                elif locked:
+                    n_locked += 1
+                    continue
+                elif drain:
+                    n_drain += 1
+                    continue
+                # any other line: the line parser, then the general replay
+                rec = slow(rest, lineno)
+                if rec is not None:
+                    st.last_lineno = lineno
+                    for ev in rp.record(rec, src, pfn_filter):
+                        yield ev
+            # hot-path counters are added once per block
+            if n_alloc or n_free or n_batched or n_locked or n_drain:
+                n_alloc, n_free, n_batched, n_locked, n_drain = _flush(
+                    st, n_alloc, n_free, n_batched, n_locked, n_drain)
+        st.live_blocks = len(live)
+    finally:
+        _flush(st, n_alloc, n_free, n_batched, n_locked, n_drain)
+        st.lines = lineno
+
+
+def _flush(st: ReplayStats, n_alloc: int, n_free: int, n_batched: int, n_locked: int,
+           n_drain: int) -> tuple[int, int, int, int, int]:
+    rc = st.records
+    rc["mm_page_alloc"] += n_alloc
+    rc["mm_page_free"] += n_free
+    rc["mm_page_free_batched"] += n_batched
+    rc["mm_page_alloc_zone_locked"] += n_locked
+    rc["mm_page_pcpu_drain"] += n_drain
+    st.batched_skipped += n_batched
+    st.zone_locked += n_locked
+    st.pcpu_drain += n_drain
+    st.pcp_events += n_locked + n_drain
+    return 0, 0, 0, 0, 0
+
+
+def _record_events(
+    path: str | os.PathLike[str],
+    kernel: str,
+    config_cma: bool,
+    lenient: bool,
+    st: ReplayStats,
+    pfn_filter: Callable[[int], bool] | None,
+    with_src: bool,
+    on_record: Callable[[TraceRecord], None],
+) -> Iterator[Event]:
+    """trace_events over :func:`read_trace` records (with ``on_record``)."""
+    rp = _Replay(st)
     name = ""
     src: str | None = None
     for rec in read_trace(path, kernel=kernel, lenient=lenient, stats=st, config_cma=config_cma):
-        if on_record is not None:
-            on_record(rec)
-        ev = rec.event
+        on_record(rec)
         st.last_lineno = rec.lineno
         if with_src:
             name = name or os.path.basename(st.path)
             src = f"{name}:{rec.lineno}"
-        if ev == "mm_page_alloc":
-            if rec.failed:
-                st.failed_allocs += 1
-                continue
-            pfn = rec.pfn
-            if pfn_filter is not None and not pfn_filter(pfn):
-                st.filtered += 1
-                continue
-            order = rec.order
-            if order > rp.top:
-                rp.top = order
-            if rp.containing(pfn) is not None or (order and rp.any_inside(pfn, order)):
-                yield from rp.alloc_overlap(pfn, order, rec.cpu, src)
-            h = rp.next_handle
-            rp.next_handle = h + 1
-            live[pfn] = (h, order, rec.gfp, pfn)  # type: ignore[assignment]
-            freed.discard(pfn)
-            st.allocs += 1
-            st.alloc_events += 1
-            lp = st.live_pages + (1 << order)
-            st.live_pages = lp
-            if lp > st.peak_live_pages:
-                st.peak_live_pages = lp
-            yield Alloc(h, order, rec.gfp, None, -1, rec.cpu, pfn, src)  # type: ignore[arg-type]
-        elif ev == "mm_page_free":
-            pfn = rec.pfn
-            if pfn_filter is not None and not pfn_filter(pfn):
-                st.filtered += 1
-                continue
-            e = live.get(pfn)
-            if e is not None and e[1] == rec.order:
-                del live[pfn]
-                freed.add(pfn)
-                st.frees += 1
-                st.free_events += 1
-                st.live_pages -= 1 << e[1]
-                yield Free(e[0], e[1], rec.cpu, src)
-            else:
-                yield from rp.free_slow(rec, src)
-        elif ev == "mm_page_free_batched":
-            st.batched_skipped += 1
-        elif ev == "mm_page_alloc_zone_locked":
-            st.zone_locked += 1
-            st.pcp_events += 1
-        elif ev == "mm_page_pcpu_drain":
-            st.pcpu_drain += 1
-            st.pcp_events += 1
-        elif ev == "mm_page_alloc_extfrag":
-            st.extfrag_events += 1
-            if rec.extra and rec.extra.get("change_ownership"):
-                st.extfrag_change_ownership += 1
-        elif ev == "tracing_mark_write":
-            text = rec.extra["text"] if rec.extra else ""
-            yield Mark(text, src or f"{os.path.basename(st.path)}:{rec.lineno}")
-    st.live_blocks = len(live)
+        yield from rp.record(rec, src, pfn_filter)
+    st.live_blocks = len(rp.live)
 
 
 # --- trace stats ------------------------------------------------------------------

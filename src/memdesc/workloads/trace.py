@@ -589,3 +589,90 @@ def read_trace(
     finally:
         stats.lines = lineno
         lines.close()
+
+
+# --- block-at-a-time fast path (used by trace_events) ------------------------------
+
+_BLOCK_CHARS = 1 << 20  # text read per block (then completed to the end of its line)
+_ORD_RE = r"(?:1?\d|20)"  # 0..MAX_TRACE_ORDER without a Python-level check
+_PFN_RE = r"(?:0x[0-9a-fA-F]+|[1-9]\d*|0)"
+ORDER_OF = {str(i): i for i in range(MAX_TRACE_ORDER + 1)}
+
+
+def _block_pattern(fmt: str, nmt: int) -> re.Pattern[str]:
+    """One regex that matches *every* line of a block, so that ``findall`` returns one
+    tuple per line (line ``i`` of the block is tuple ``i``).  Groups:
+
+    ``cpu, page, pfn, order, gfp`` (mm_page_alloc, hex pfn), ``pfn, order``
+    (mm_page_free, hex pfn), ``batched``, ``zone_locked``, ``pcpu_drain`` (event name:
+    the line is well formed and only counted), ``rest`` (any other line, with its
+    newline: handed to the line parser, :meth:`_Reader.slow`).  The alternatives accept
+    a subset of what the line-at-a-time hot path of :func:`read_trace` accepts, with its
+    value checks (order <= MAX_TRACE_ORDER, migratetype in range) folded into the regex."""
+    if fmt == "perf":
+        prefix = r" *.*? +\d+(?:/\d+)? +\[(\d+)\] +\d+\.\d+: +(?:\d+ +)?kmem:"
+    else:
+        prefix = r" *.*?-\d+ +(?:\( *[-\d]+\) +)?\[(\d+)\] (?:\S{4,5} )? *\d+\.\d+: +"
+    mt = f"[0-{nmt - 1}]"
+    end = r"[ \t\r]*\n"
+    body = (
+        rf"mm_page_alloc: +page=(\S+) pfn=0x([0-9a-fA-F]+) order=({_ORD_RE}) migratetype={mt}"
+        rf" gfp_flags=(\S+){end}"
+        rf"|mm_page_free: +page=\S+ pfn=0x([0-9a-fA-F]+) order=({_ORD_RE}){end}"
+        rf"|(mm_page_free_batched): +page=\S+ pfn={_PFN_RE} order={_ORD_RE}{end}"
+        rf"|(mm_page_alloc_zone_locked): +page=\S+ pfn={_PFN_RE} order={_ORD_RE} migratetype={mt}"
+        rf"(?: percpu_refill=\d+)?{end}"
+        rf"|(mm_page_pcpu_drain): +page=\S+ pfn={_PFN_RE} order={_ORD_RE} migratetype={mt}{end}"
+    )
+    return re.compile(rf"{prefix}(?:{body})|(.*\n)")
+
+
+class _BlockSource:
+    """A trace read in blocks of whole lines (each ending with a newline) for the fast
+    path of :func:`memdesc.workloads.replay.trace_events`.
+
+    ``blocks()`` yields ``(lines_before, text)``; ``findall(text)`` gives one tuple per
+    line (:func:`_block_pattern`); ``reader.slow`` parses a line the pattern left in
+    ``rest`` exactly as :func:`read_trace` would.  Stream errors become
+    :class:`TraceParseError` at the first line not yet handed out."""
+
+    def __init__(self, path: str | os.PathLike[str], kernel: str, config_cma: bool, lenient: bool,
+                 stats: ParseStats) -> None:
+        if kernel not in KERNELS:
+            raise ValueError(f"unknown kernel version {kernel!r} (known: {', '.join(KERNELS)})")
+        self.stats = stats
+        self.lines = open_trace(path)
+        stats.path = self.lines.name
+        stats.compression = self.lines.compression
+        self.reader = _Reader(self.lines.name, kernel, config_cma, lenient, stats)
+        self.findall: Any = None
+        for ev in KMEM_EVENTS:
+            stats.records.setdefault(ev, 0)
+
+    def blocks(self) -> Iterator[tuple[int, str]]:
+        text = self.lines._text
+        read = text.read
+        readline = text.readline
+        n = 0
+        try:
+            while True:
+                try:
+                    block = read(_BLOCK_CHARS)
+                    if not block:
+                        return
+                    if block[-1] != "\n":
+                        block += readline()
+                except _STREAM_ERRORS as e:
+                    comp = self.lines.compression
+                    what = f"corrupt or truncated {comp} data" if comp != "none" else "read error"
+                    raise TraceParseError(self.lines.name, n + 1, f"{what}: {e}") from None
+                if block[-1] != "\n":
+                    block += "\n"  # last line without a newline
+                if self.findall is None:
+                    fmt = detect_format(block.split("\n", 200)[:200])
+                    self.stats.format = fmt
+                    self.findall = _block_pattern(fmt, len(self.reader.mtmap)).findall
+                yield n, block
+                n += block.count("\n")
+        finally:
+            self.lines.close()
