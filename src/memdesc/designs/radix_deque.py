@@ -671,7 +671,11 @@ class RadixDequeDesign(Design):
                 if not self._alloc_node_page(mode):
                     break
             for pool in range(self.npools):
-                while self.n_empty > self.keep_empty and self.empty[pool]:
+                # bounded: under `self` a released page may be carved right back into
+                # a node page by the free it triggers, which would loop forever
+                excess = self.n_empty - self.keep_empty
+                while excess > 0 and self.empty[pool]:
+                    excess -= 1
                     self._release_page(next(iter(self.empty[pool])))
         finally:
             self._busy = False
