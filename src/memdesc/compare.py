@@ -1,0 +1,837 @@
+"""``memdesc compare``: every struct-page design on the identical event stream.
+
+Each design (or design variant, ``radix-deque:borrow``, ``radix-deque:words=1``, ...)
+runs in its own process; every process re-opens the workload with the same seed, so all
+designs see byte-identical events. The per-design :func:`memdesc.runner.run_summary`
+dicts are gathered and shown side by side (rich table), and optionally written as JSON,
+CSV time series, Markdown and a self-contained HTML report (memdesc.htmlreport).
+
+Designs that cannot run here (import error, or ``DesignError`` such as ``embedded`` on a
+32-bit machine) are reported as skipped with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+from .mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
+from .runner import Runner, run_summary
+
+#: order used for the high-order / fragmentation headline numbers (pageblock / THP order)
+FRAG_ORDER = 9
+#: "costly" orders start here (PAGE_ALLOC_COSTLY_ORDER = 3)
+HIGH_ORDER = 3
+#: fields whose values depend on wall-clock time (dropped when comparing runs for equality)
+VOLATILE_KEYS = frozenset({"elapsed_s", "ops_per_s", "seconds", "wall_s", "throughput"})
+
+
+# --- design variants --------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """One column of a comparison: a registered design and its options."""
+
+    design: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        if not self.options:
+            return self.design
+        opts = dict(self.options)
+        if set(opts) == {"policy"}:
+            return f"{self.design}:{opts['policy']}"
+        return f"{self.design}:" + ",".join(f"{k}={v}" for k, v in self.options)
+
+    @property
+    def opts(self) -> dict[str, Any]:
+        return dict(self.options)
+
+
+def _convert(v: str) -> Any:
+    if v in ("true", "false"):
+        return v == "true"
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def parse_variant(text: str) -> Variant:
+    """``design``, ``design:k=v[,k=v]`` or the shorthand ``radix-deque:POLICY``."""
+    text = text.strip()
+    design, _, rest = text.partition(":")
+    opts: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            opts[k.strip()] = _convert(v.strip())
+        else:
+            opts["policy"] = item
+    return Variant(design.strip(), tuple(sorted(opts.items())))
+
+
+def parse_designs(text: str | Sequence[str] | None) -> list[Variant]:
+    """A comma (or space / semicolon) separated list of variants. Commas also separate a
+    variant's options: ``radix-deque:policy=borrow,words=1,linked`` is two variants, since
+    a ``k=v`` item continues the variant before it."""
+    if text is None or text == "" or text == "all":
+        return default_variants()
+    items = text if not isinstance(text, str) else [text]
+    groups: list[str] = []
+    for chunk in items:
+        for tok in chunk.replace(";", " ").replace(",", " ").split():
+            if groups and "=" in tok and ":" not in tok:
+                groups[-1] += ("," if not groups[-1].endswith(":") else "") + tok
+            else:
+                groups.append(tok)
+    out: list[Variant] = []
+    for g in groups:
+        v = parse_variant(g)
+        if v not in out:
+            out.append(v)
+    return out
+
+
+def default_variants() -> list[Variant]:
+    from .designs import design_names
+    return [Variant(n) for n in design_names()]
+
+
+# --- one run, in a worker process ---------------------------------------------------------
+class CompareTimeout(Exception):
+    """The per-design time budget ran out (checked every 16384 operations)."""
+
+
+class CompareRunner(Runner):
+    """A Runner whose samples also carry the order-9 fragmentation indices and the
+    dynamic metadata split into components."""
+
+    def sample(self) -> None:
+        super().sample()
+        s = self.result.samples[-1]
+        s.update(fragmentation_at(s["free_blocks_per_order"]))
+        md = self.alloc.design.metadata()
+        s["metadata_components"] = dynamic_components(md)
+
+
+def fragmentation_at(per_order: Sequence[int], order: int = FRAG_ORDER) -> dict[str, float]:
+    """Kernel unusable-free-space index and extfrag index (both /1000) at ``order``,
+    computed over the given free-block counts (``__fragmentation_index``,
+    ``unusable_free_index`` of mm/vmstat.c)."""
+    from .vmstat import fragmentation_index, unusable_free_index
+    counts = list(per_order)
+    return {f"unusable_index_{order}": unusable_free_index(counts, order) / 1000,
+            f"extfrag_index_{order}": fragmentation_index(counts, order) / 1000}
+
+
+def dynamic_components(md: dict[str, Any], page_size: int = 1 << PAGE_SHIFT) -> dict[str, int]:
+    """Dynamic metadata bytes (what the design takes from the allocator at run time)
+    split by kind: slab pages per descriptor cache, radix-tree node pages, other."""
+    comp: dict[str, int] = {}
+    for name, c in (md.get("caches") or {}).items():
+        b = int(c.get("slab_pages_live", 0)) * page_size
+        if b:
+            key = "struct buddy" if name == "buddy" else f"{name} descriptors"
+            comp[key] = comp.get(key, 0) + b
+    rn = int(md.get("radix_node_pages_live", 0)) * page_size
+    if rn:
+        comp["radix nodes"] = rn
+    dyn = int(md.get("dynamic_bytes", 0))
+    rest = dyn - sum(comp.values())
+    if rest > 0:
+        comp["other"] = rest
+    return comp
+
+
+def run_job(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one design variant on the job's machine and workload; returns its run_summary
+    plus ``label``, ``status`` (ok | skipped | timeout | error) and ``reason``. Never raises."""
+    label = job["label"]
+    t0 = time.perf_counter()
+    base = {"label": label, "design": job["design"], "design_options": job.get("options", {}),
+            "machine_spec": job["machine"], "workload_spec": job["workload"], "seed": job["seed"]}
+    try:
+        from .designs import DesignError, get_design
+        from .machine import parse_machine
+        from .page_alloc import PageAllocator
+        from .workloads import default_machine_spec, open_workload
+    except ImportError as e:  # pragma: no cover - broken install
+        return {**base, "status": "error", "reason": f"import failed: {e}"}
+    try:
+        get_design(job["design"])
+        spec = job["machine"] or default_machine_spec()
+        m = parse_machine(spec)
+        a = PageAllocator(m, design=job["design"], kernel=job["kernel"], pcp=job.get("pcp", True),
+                          design_options=dict(job.get("options", {})))
+    except (ImportError, DesignError, TypeError, ValueError) as e:
+        return {**base, "status": "skipped", "reason": f"{type(e).__name__}: {e}"}
+    except Exception as e:  # noqa: BLE001 - a design under construction may fail at boot
+        return {**base, "status": "skipped", "reason": f"boot failed: {type(e).__name__}: {e}"}
+    status, reason = "ok", ""
+    runner = None
+    try:
+        ops = job.get("ops", 0)
+        wl = open_workload(job["workload"], m.present_pages, ops, job["seed"], kernel=job["kernel"],
+                           config_cma=m.config_cma, lenient=job.get("lenient", True))
+        if job.get("compaction"):
+            try:
+                from .compaction import install_direct_compaction
+                install_direct_compaction(a)
+            except (ImportError, AttributeError):
+                pass
+        runner = CompareRunner(a, check_every=job.get("check_every", 0), sample_every=job.get("sample_every", 0),
+                               lenient=job.get("lenient", True))
+        timeout = job.get("timeout") or 0
+        max_ops = ops if wl.kind == "trace" and ops else None
+        probe = None
+        with _time_budget(timeout) as budget:
+            runner.progress = budget.progress
+            phase = "replay"
+            try:
+                runner.run(wl.events, max_ops=max_ops)
+                if job.get("mm_probe"):
+                    phase = "mm probe (cma_alloc / offline at the end)"
+                    probe = mm_probe(runner)
+            except CompareTimeout as e:
+                status, reason = "timeout", f"stopped in the {phase} after {runner.result.ops:,} ops: {e}"
+        smp = runner.result.samples
+        if runner.sample_every and (not smp or smp[-1]["ops"] != runner.result.ops):
+            runner.sample()  # the end state is always the last sample
+        if status == "ok" and (job.get("check_every") or job.get("final_check")):
+            runner.check()
+        config = {"design": job["design"], "design_options": a.design.options, "kernel": job["kernel"],
+                  "pcp": job.get("pcp", True), "workload": wl.name, "workload_kind": wl.kind, "ops": ops,
+                  "seed": job["seed"], "check_every": job.get("check_every", 0), "machine": a.machine.spec,
+                  "label": label}
+        summary = run_summary(runner, config)
+        if wl.stats is not None:
+            summary["replay"] = _stats_dict(wl.stats)
+        if probe is not None:
+            summary["mm_probe"] = probe
+    except Exception as e:  # noqa: BLE001 - report, do not kill the comparison
+        return {**base, "status": "error", "reason": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(limit=8), "ops": runner.result.ops if runner else 0}
+    summary.update(base)
+    summary["status"] = status
+    summary["reason"] = reason
+    summary["wall_s"] = time.perf_counter() - t0
+    return summary
+
+
+class _time_budget:
+    """Per-run time budget: a soft check every 16384 operations (Runner.progress) and, in a
+    process's main thread, a hard SIGALRM that also stops a run stuck inside one operation."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.perf_counter() + seconds if seconds else 0.0
+        self.old: Any = None
+
+    def progress(self, n: int) -> None:
+        if self.deadline and time.perf_counter() > self.deadline:
+            raise CompareTimeout(f"over the {self.seconds:g} s budget")
+
+    def _alarm(self, signum: int, frame: Any) -> None:
+        raise CompareTimeout(f"over the {self.seconds:g} s budget (stuck inside an operation)")
+
+    def __enter__(self) -> _time_budget:
+        import signal
+        import threading
+        if self.seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGALRM, self._alarm)
+            # the soft check normally fires first; the alarm is the backstop
+            signal.setitimer(signal.ITIMER_REAL, self.seconds * 1.2 + 5)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old is not None:
+            import signal
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.old)
+
+
+def _stats_dict(st: Any) -> dict[str, Any]:
+    import dataclasses
+    if hasattr(st, "as_dict"):
+        return st.as_dict()
+    if dataclasses.is_dataclass(st):
+        return dataclasses.asdict(st)
+    return dict(vars(st))
+
+
+def mm_probe(runner: Runner) -> dict[str, Any]:
+    """At the end of a run: cma_alloc of each whole CMA area and offline of every
+    ZONE_MOVABLE memory block (memdesc.mmops), when the machine has them."""
+    out: dict[str, Any] = {}
+    try:
+        ops = runner._get_mmops()
+        if getattr(ops, "cma", None):
+            out["cma"] = ops.cma_alloc_all()
+        from .memory_hotplug import movable_memory_blocks
+        if movable_memory_blocks(runner.alloc):
+            out["offline"] = ops.offline_all_movable()
+    except (ImportError, AttributeError) as e:
+        out["unavailable"] = f"{type(e).__name__}: {e}"
+    except CompareTimeout:
+        raise
+    except Exception as e:  # noqa: BLE001
+        out["error"] = f"{type(e).__name__}: {e}"
+    return out
+
+
+# --- many runs --------------------------------------------------------------------------------
+def make_jobs(variants: Iterable[Variant], *, machine: str | None, workload: str, ops: int, seed: int,
+              kernel: str = "6.1", check_every: int = 0, sample_every: int = 1000, mm_probe: bool = False,
+              lenient: bool = True, pcp: bool = True, compaction: bool = False, timeout: float = 0,
+              final_check: bool = False) -> list[dict[str, Any]]:
+    if workload.startswith("synthetic:") and not ops:
+        ops = 100_000
+    return [{"label": v.label, "design": v.design, "options": v.opts, "machine": machine or "",
+             "workload": workload, "ops": ops, "seed": seed, "kernel": kernel, "check_every": check_every,
+             "sample_every": sample_every, "mm_probe": mm_probe, "lenient": lenient, "pcp": pcp,
+             "compaction": compaction, "timeout": timeout, "final_check": final_check} for v in variants]
+
+
+def default_jobs_n() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def run_jobs(jobs: list[dict[str, Any]], n_jobs: int | None = None, executor: Executor | None = None,
+             on_done: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run jobs (inline when one worker suffices, else in a process pool or the given
+    executor); results come back in job order."""
+    n = n_jobs or default_jobs_n()
+    results: list[dict[str, Any] | None] = [None] * len(jobs)
+    if executor is None and (n <= 1 or len(jobs) <= 1):
+        for i, j in enumerate(jobs):
+            results[i] = run_job(j)
+            if on_done:
+                on_done(results[i])
+        return [r for r in results if r is not None]
+    own = executor is None
+    ex = executor or ProcessPoolExecutor(max_workers=min(n, len(jobs)))
+    try:
+        futs = {ex.submit(run_job, j): i for i, j in enumerate(jobs)}
+        for f in as_completed(futs):
+            i = futs[f]
+            try:
+                results[i] = f.result()
+            except Exception as e:  # noqa: BLE001 - a worker died
+                results[i] = {"label": jobs[i]["label"], "design": jobs[i]["design"], "status": "error",
+                              "reason": f"worker failed: {type(e).__name__}: {e}"}
+            if on_done:
+                on_done(results[i])
+    finally:
+        if own:
+            ex.shutdown(wait=True, cancel_futures=True)
+    return [r for r in results if r is not None]
+
+
+# --- metrics for tables, CSV, reports --------------------------------------------------------
+def _success(high_order: dict[Any, Any], pred: Callable[[int], bool]) -> tuple[int, int]:
+    att = ok = 0
+    for o, v in high_order.items():
+        if pred(int(o)):
+            att += v["attempts"]
+            ok += v["succeeded"]
+    return att, ok
+
+
+def _unmovable_meta(md: dict[str, Any]) -> dict[str, int]:
+    """Unmovable allocator metadata placed where only movable data may live."""
+    v = md.get("violations")
+    out: dict[str, int] = {}
+    if isinstance(v, dict):
+        for k in ("HighMem", "Movable", "CMA", "Isolate"):
+            if v.get(k):
+                out[k] = int(v[k])
+        live = v.get("live")
+        if isinstance(live, dict):
+            for k, n in live.items():
+                if n:
+                    out[f"{k} (live)"] = int(n)
+    return out
+
+
+def key_metrics(s: dict[str, Any]) -> dict[str, Any]:
+    """The headline numbers of one run_summary (flat, JSON-able). Empty for skipped runs."""
+    if "metadata" not in s:
+        return {}
+    md = s["metadata"]
+    samples = s.get("samples") or []
+    dyn = int(md.get("dynamic_bytes", 0))
+    dyn_peak = max([dyn, int(md.get("dynamic_bytes_peak", 0))] +
+                   [int(x.get("dynamic_metadata_bytes", 0)) for x in samples])
+    comp = dynamic_components(md)
+    peak_comp = dict(comp)
+    for x in samples:
+        for k, b in (x.get("metadata_components") or {}).items():
+            peak_comp[k] = max(peak_comp.get(k, 0), b)
+    ho = s.get("high_order", {})
+    att3, ok3 = _success(ho, lambda o: o >= HIGH_ORDER)
+    att9, ok9 = _success(ho, lambda o: o == FRAG_ORDER)
+    per_order = [0] * NR_PAGE_ORDERS
+    for z in s.get("zones", []):
+        for o, n in enumerate(z["nr_free"]):
+            per_order[o] += n
+    frag = fragmentation_at(per_order)
+    series = [x[f"unusable_index_{FRAG_ORDER}"] for x in samples if f"unusable_index_{FRAG_ORDER}" in x]
+    mm = s.get("mm_ops") or {}
+    probe = s.get("mm_probe") or {}
+    cma_ok = cma_att = off_ok = off_att = None
+    if mm.get("cma_attempted"):
+        cma_att, cma_ok = mm["cma_attempted"], mm["cma_succeeded"]
+    if mm.get("offline_attempted"):
+        off_att, off_ok = mm["offline_attempted"], mm["offline_succeeded"]
+    unmov = _unmovable_meta(md)
+    inv = {k: v for k, v in s.get("violations", {}).items() if v}
+    present = s["machine"]["present_bytes"]
+    return {
+        "label": s.get("label", s["config"].get("design")),
+        "status": s.get("status", "ok"),
+        "struct_page_bytes": md["struct_page_bytes"],
+        "memmap_bytes": md["memmap_bytes"],
+        "dynamic_bytes": dyn,
+        "dynamic_bytes_peak": dyn_peak,
+        "components": comp,
+        "components_peak": peak_comp,
+        "reserve_pages": md.get("reserve_pages"),
+        "total_metadata_bytes": md["total_metadata_bytes"],
+        "peak_metadata_bytes": md["memmap_bytes"] + dyn_peak,
+        "metadata_bytes_per_gib": md["metadata_bytes_per_gib"],
+        "metadata_pct_of_ram": md["metadata_pct_of_ram"],
+        "peak_metadata_pct_of_ram": 100.0 * (md["memmap_bytes"] + dyn_peak) / present if present else 0.0,
+        "alloc_failures": s["alloc_failures"],
+        "alloc_failures_by_cause": dict(s.get("alloc_failures_by_cause", {})),
+        "high_order_attempts": att3, "high_order_succeeded": ok3,
+        "high_order_rate": ok3 / att3 if att3 else None,
+        "order9_attempts": att9, "order9_succeeded": ok9, "order9_rate": ok9 / att9 if att9 else None,
+        "cma_attempted": cma_att, "cma_succeeded": cma_ok,
+        "offline_attempted": off_att, "offline_succeeded": off_ok,
+        "cma_all_ok": probe["cma"]["ok"] if "cma" in probe else None,
+        "offline_all": (f"{probe['offline']['offlined']}/{probe['offline']['blocks']}" if "offline" in probe
+                        else None),
+        "offline_all_ok": probe["offline"]["ok"] if "offline" in probe else None,
+        "allocs_in_free_path": int(s.get("counters", {}).get("allocs_in_free_path", 0)),
+        "unmovable_meta": unmov,
+        "invariant_violations": inv,
+        f"unusable_index_{FRAG_ORDER}": frag[f"unusable_index_{FRAG_ORDER}"],
+        f"extfrag_index_{FRAG_ORDER}": frag[f"extfrag_index_{FRAG_ORDER}"],
+        f"unusable_index_{FRAG_ORDER}_max": max(series) if series else frag[f"unusable_index_{FRAG_ORDER}"],
+        "unusable_series": series,
+        "ops": s["ops"], "elapsed_s": s["elapsed_s"], "ops_per_s": s["ops_per_s"],
+    }
+
+
+def fmt_bytes(n: float | None) -> str:
+    if n is None:
+        return "-"
+    n = float(n)
+    for unit, mult in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= mult:
+            return f"{n / mult:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def _rate(ok: int | None, att: int | None) -> str:
+    if not att:
+        return "-"
+    return f"{ok:,}/{att:,} ({100 * ok / att:.1f} %)"
+
+
+def sparkline(values: Sequence[float], width: int = 24, lo: float | None = None, hi: float | None = None) -> str:
+    """Text sparkline (resampled to ``width`` characters)."""
+    if not values:
+        return ""
+    bars = "▁▂▃▄▅▆▇█"
+    if len(values) > width:
+        step = len(values) / width
+        values = [values[int(i * step)] for i in range(width)]
+    lo = min(values) if lo is None else lo
+    hi = max(values) if hi is None else hi
+    span = hi - lo or 1.0
+    return "".join(bars[min(7, max(0, int((v - lo) / span * 7.999)))] for v in values)
+
+
+def table_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(column labels, [(row name, cells)]) of the side-by-side comparison, plain text."""
+    ok = [r for r in results if "metadata" in r]
+    km = [key_metrics(r) for r in ok]
+    cols = [k["label"] + ("" if k["status"] == "ok" else f" [{k['status']}]") for k in km]
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(name: str, fn: Callable[[dict[str, Any]], str]) -> None:
+        rows.append((name, [fn(k) for k in km]))
+
+    row("struct page", lambda k: f"{k['struct_page_bytes']} B")
+    row("memmap", lambda k: fmt_bytes(k["memmap_bytes"]))
+    row("dynamic metadata live (peak)",
+        lambda k: f"{fmt_bytes(k['dynamic_bytes'])} ({fmt_bytes(k['dynamic_bytes_peak'])})")
+    kinds: list[str] = []
+    for k in km:
+        for c in list(k["components"]) + list(k["components_peak"]):
+            if c not in kinds:
+                kinds.append(c)
+    for c in kinds:
+        row(f"  {c} live (peak)", lambda k, c=c: (
+            f"{fmt_bytes(k['components'].get(c, 0))} ({fmt_bytes(k['components_peak'].get(c, 0))})"
+            if c in k["components"] or c in k["components_peak"] else "-"))
+    if any(k["reserve_pages"] for k in km):
+        row("  radix node reserve pages", lambda k: "-" if k["reserve_pages"] is None else str(k["reserve_pages"]))
+    row("total metadata", lambda k: fmt_bytes(k["total_metadata_bytes"]))
+    row("metadata per GiB of RAM", lambda k: fmt_bytes(k["metadata_bytes_per_gib"]))
+    row("metadata % of RAM (peak)",
+        lambda k: f"{k['metadata_pct_of_ram']:.3f} % ({k['peak_metadata_pct_of_ram']:.3f} %)")
+    row("allocation failures", lambda k: f"{k['alloc_failures']:,}")
+    causes = sorted({c for k in km for c in k["alloc_failures_by_cause"]})
+    for c in causes:
+        row(f"  failures: {c}", lambda k, c=c: f"{k['alloc_failures_by_cause'].get(c, 0):,}")
+    row(f"order >= {HIGH_ORDER} success", lambda k: _rate(k["high_order_succeeded"], k["high_order_attempts"]))
+    row(f"order {FRAG_ORDER} success", lambda k: _rate(k["order9_succeeded"], k["order9_attempts"]))
+    if any(k["cma_attempted"] for k in km):
+        row("cma_alloc success", lambda k: _rate(k["cma_succeeded"], k["cma_attempted"]))
+    if any(k["cma_all_ok"] is not None for k in km):
+        row("cma_alloc of whole CMA area", lambda k: "-" if k["cma_all_ok"] is None else
+            ("ok" if k["cma_all_ok"] else "FAILED"))
+    if any(k["offline_attempted"] for k in km):
+        row("offline success (blocks)", lambda k: _rate(k["offline_succeeded"], k["offline_attempted"]))
+    if any(k["offline_all"] for k in km):
+        row("offline all ZONE_MOVABLE blocks", lambda k: k["offline_all"] or "-")
+    row("allocations on the free path", lambda k: f"{k['allocs_in_free_path']:,}")
+    row("unmovable meta in HighMem/Movable/CMA", lambda k: ", ".join(
+        f"{w}: {n:,}" for w, n in k["unmovable_meta"].items()) or "0")
+    row("invariant violations", lambda k: ", ".join(f"{w}: {n:,}" for w, n in k["invariant_violations"].items())
+        or "0")
+    row(f"unusable index order {FRAG_ORDER} end (max)", lambda k: (
+        f"{k[f'unusable_index_{FRAG_ORDER}']:.3f} ({k[f'unusable_index_{FRAG_ORDER}_max']:.3f})"))
+    row(f"  over time (0..1) {'':>3}", lambda k: sparkline(k["unusable_series"], 16, 0.0, 1.0))
+    row(f"extfrag index order {FRAG_ORDER} end", lambda k: f"{k[f'extfrag_index_{FRAG_ORDER}']:.3f}")
+    row("operations", lambda k: f"{k['ops']:,}")
+    row("throughput", lambda k: f"{k['ops_per_s']:,.0f} ops/s ({k['elapsed_s']:.1f} s)")
+    return cols, rows
+
+
+def not_run(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    return [(r.get("label", "?"), r.get("status", "?"), r.get("reason", "")) for r in results if "metadata" not in r]
+
+
+def render_compare(results: Sequence[dict[str, Any]], title: str = "") -> Any:
+    from rich.console import Group
+    from rich.table import Table
+    cols, rows = table_rows(results)
+    t = Table(title=title or "memdesc compare", show_lines=False)
+    t.add_column("metric", no_wrap=True)
+    for c in cols:
+        t.add_column(c.replace(":", "\n:", 1), justify="right", overflow="fold")
+    for name, cells in rows:
+        t.add_row(name, *cells)
+    parts: list[Any] = [t]
+    skipped = not_run(results)
+    if skipped:
+        st = Table(title="designs not compared")
+        for c in ("design", "status", "why"):
+            st.add_column(c)
+        for lab, status, why in skipped:
+            st.add_row(lab, status, why)
+        parts.append(st)
+    for r in results:
+        if r.get("status") == "timeout":
+            parts.append(f"[yellow]{r['label']}: {r['reason']} (numbers are for the part that ran)[/yellow]")
+    wins = who_wins(results)
+    if wins:
+        parts.append("\n".join(["[bold]summary[/bold]"] + [f"• {w}" for w in wins]))
+    return Group(*parts)
+
+
+def who_wins(results: Sequence[dict[str, Any]]) -> list[str]:
+    """Short generated statements: which design is best on each headline metric."""
+    km = [key_metrics(r) for r in results if "metadata" in r]
+    if len(km) < 1:
+        return []
+    out = []
+    base = next((k for k in km if k["label"] == "linked"), None)
+
+    def best(key: str, lower: bool = True) -> list[dict[str, Any]]:
+        vals = [k for k in km if k.get(key) is not None]
+        if not vals:
+            return []
+        b = (min if lower else max)(k[key] for k in vals)
+        return [k for k in vals if k[key] == b]
+
+    w = best("peak_metadata_bytes")
+    if w:
+        k = w[0]
+        s = (f"least metadata: {', '.join(x['label'] for x in w)} with {fmt_bytes(k['peak_metadata_bytes'])} at peak "
+             f"({k['peak_metadata_pct_of_ram']:.3f} % of RAM, {k['struct_page_bytes']} B struct page)")
+        if base and base is not k:
+            s += (f", {base['peak_metadata_bytes'] / max(1, k['peak_metadata_bytes']):.1f}x less than linked "
+                  f"({base['metadata_pct_of_ram']:.3f} %)")
+        out.append(s)
+    fails = {k["label"]: k["alloc_failures"] for k in km}
+    if any(fails.values()):
+        low = min(fails.values())
+        worse = [f"{lab} ({n:,})" for lab, n in fails.items() if n > low]
+        out.append(f"allocation failures: fewest {low:,} ({', '.join(lab for lab, n in fails.items() if n == low)})"
+                   + (f"; more: {', '.join(worse)}" if worse else ""))
+    else:
+        out.append("no design failed an allocation")
+    w = best("order9_rate", lower=False)
+    if w and any(k["order9_attempts"] for k in km):
+        rates = {k["label"]: k["order9_rate"] for k in km if k["order9_rate"] is not None}
+        if len(set(rates.values())) > 1:
+            out.append(f"order-{FRAG_ORDER} success best: {', '.join(k['label'] for k in w)} "
+                       f"({100 * w[0]['order9_rate']:.1f} %); worst "
+                       f"{min(rates, key=lambda x: rates[x])} ({100 * min(rates.values()):.1f} %)")
+        else:
+            out.append(f"order-{FRAG_ORDER} success identical for all designs "
+                       f"({100 * next(iter(rates.values())):.1f} %)")
+    bad = [k["label"] for k in km if k["allocs_in_free_path"] or k["unmovable_meta"]]
+    if bad:
+        out.append("rule violations (allocation on the free path / unmovable metadata in "
+                   f"HIGHMEM, MOVABLE or CMA): {', '.join(bad)}")
+    else:
+        out.append("no design allocated on the free path or put unmovable metadata in HIGHMEM/MOVABLE/CMA")
+    inv = [k["label"] for k in km if k["invariant_violations"]]
+    if inv:
+        out.append(f"invariant checker found violations in: {', '.join(inv)}")
+    for key, what in (("cma_all_ok", "cma_alloc of the whole CMA area"),
+                      ("offline_all_ok", "offlining every ZONE_MOVABLE block")):
+        vals = {k["label"]: k[key] for k in km if k[key] is not None}
+        if vals:
+            failed = [lab for lab, v in vals.items() if not v]
+            out.append(f"{what}: " + (f"fails for {', '.join(failed)}" if failed else "succeeds for every design"))
+    u = best(f"unusable_index_{FRAG_ORDER}_max")
+    if u and len({k[f'unusable_index_{FRAG_ORDER}_max'] for k in km}) > 1:
+        out.append(f"lowest worst-case order-{FRAG_ORDER} unusable index: {', '.join(k['label'] for k in u)} "
+                   f"({u[0][f'unusable_index_{FRAG_ORDER}_max']:.3f})")
+    t = best("ops_per_s", lower=False)
+    if t:
+        out.append(f"fastest model run: {t[0]['label']} ({t[0]['ops_per_s']:,.0f} ops/s; model speed, "
+                   "not kernel speed)")
+    for r in results:
+        if r.get("status") == "timeout" and "metadata" in r:
+            out.append(f"{r['label']} timed out ({r.get('reason', '')}); its numbers cover the part that ran")
+    for lab, status, why in not_run(results):
+        out.append(f"{lab} not compared ({status}): {why}")
+    return out
+
+
+def strip_volatile(obj: Any) -> Any:
+    """A copy without wall-clock fields, for comparing two runs of the same job."""
+    if isinstance(obj, dict):
+        return {k: strip_volatile(v) for k, v in obj.items() if k not in VOLATILE_KEYS}
+    if isinstance(obj, list):
+        return [strip_volatile(v) for v in obj]
+    return obj
+
+
+# --- command line -----------------------------------------------------------------------------
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    from .cli import MACHINE_HELP
+    p.add_argument("--machine", "-m", default=None, help=MACHINE_HELP)
+    p.add_argument("--workload", "-w", default="default",
+                   help="synthetic:NAME, spec.toml, a trace file, or default (the bundled real trace)")
+    p.add_argument("--designs", "-d", default=None,
+                   help="comma-separated design[:k=v[,k=v]] or radix-deque:POLICY (default: every registered "
+                        "design with its default options)")
+    p.add_argument("--kernel", default="6.1", choices=["6.1", "6.19"])
+    p.add_argument("--ops", type=int, default=0, help="operations (synthetic; default 100000) or max ops (trace)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default min(2, cpus))")
+    p.add_argument("--check-every", type=int, default=0, metavar="N", help="invariant checker every N ops")
+    p.add_argument("--sample-every", type=int, default=1000, metavar="N", help="time-series sample every N ops")
+    p.add_argument("--mm-probe", action="store_true",
+                   help="at the end, cma_alloc every whole CMA area and offline every ZONE_MOVABLE block")
+    p.add_argument("--compaction", action="store_true", help="direct compaction on high-order failures")
+    p.add_argument("--no-pcp", action="store_true")
+    p.add_argument("--strict-input", action="store_true", help="stop on bad workload input instead of counting it")
+    p.add_argument("--timeout", type=float, default=0, metavar="S",
+                   help="per-design time budget in seconds (0: none); a design over it is reported as timeout")
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="run every design on the identical event stream, side by side",
+                       description=__doc__.split("\n\n")[0])
+    add_common_args(p)
+    p.add_argument("--out", "-o", default=None, metavar="DIR",
+                   help="write results.json, timeseries.csv, report.md, report.html and PNG plots")
+    p.add_argument("--findings", default=None, metavar="FILE", help="write a findings document (Markdown)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write all results as JSON")
+    p.set_defaults(fn=cmd_compare)
+
+    q = sub.add_parser("findings", help="run the standard scenarios and write docs/findings.md")
+    q.add_argument("--out", "-o", default="docs/findings.md", metavar="FILE")
+    q.add_argument("--designs", "-d", default=None, help="variants (default: every design and radix-deque policy)")
+    q.add_argument("--jobs", "-j", type=int, default=None)
+    q.add_argument("--quick", action="store_true", help="small machines and few ops (a smoke test)")
+    q.add_argument("--timeout", type=float, default=90, metavar="S", help="per-design time budget")
+    q.add_argument("--report-dir", default=None, metavar="DIR", help="also write full reports per scenario here")
+    q.add_argument("--from-reports", default=None, metavar="DIR",
+                   help="do not run: rebuild the findings from a previous --report-dir")
+    q.set_defaults(fn=cmd_findings)
+
+
+def jobs_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    return make_jobs(parse_designs(args.designs), machine=args.machine, workload=args.workload, ops=args.ops,
+                     seed=args.seed, kernel=args.kernel, check_every=args.check_every,
+                     sample_every=args.sample_every, mm_probe=args.mm_probe, lenient=not args.strict_input,
+                     pcp=not args.no_pcp, compaction=args.compaction, timeout=args.timeout)
+
+
+def compare_command(args: argparse.Namespace, extra: Sequence[str] = ()) -> str:
+    """The ``memdesc compare`` command line that reproduces a comparison (from parsed args)."""
+    import shlex
+    parts = ["memdesc", "compare"]
+    if args.machine:
+        parts += ["--machine", args.machine]
+    if args.workload != "default":
+        parts += ["--workload", args.workload]
+    if args.designs:
+        parts += ["--designs", ",".join(v.label for v in parse_designs(args.designs))]
+    for flag, val, default in (("--kernel", args.kernel, "6.1"), ("--ops", args.ops, 0), ("--seed", args.seed, 1),
+                               ("--check-every", args.check_every, 0), ("--sample-every", args.sample_every, 1000),
+                               ("--timeout", args.timeout, 0)):
+        if val != default:
+            parts += [flag, f"{val:g}" if isinstance(val, float) else str(val)]
+    for flag, on in (("--mm-probe", args.mm_probe), ("--compaction", args.compaction), ("--no-pcp", args.no_pcp),
+                     ("--strict-input", args.strict_input)):
+        if on:
+            parts.append(flag)
+    return " ".join(shlex.quote(p) for p in [*parts, *extra])
+
+
+def short_spec(spec: str | None) -> str:
+    """A machine or workload spec with the bundled trace's paths shortened."""
+    if not spec:
+        return "default"
+    from .workloads import bundled_trace_dir
+    return spec.replace(str(bundled_trace_dir()), "<bundled-trace>")
+
+
+def describe_run(results: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    j = jobs[0] if jobs else {}
+    first = next((r for r in results if "machine" in r and isinstance(r["machine"], dict)), None)
+    return {"machine": short_spec(first["machine"]["spec"] if first else j.get("machine")),
+            "ram_bytes": first["machine"]["present_bytes"] if first else None,
+            "workload": short_spec(first["config"]["workload"] if first else j.get("workload")),
+            "workload_spec": j.get("workload"), "ops": j.get("ops"), "seed": j.get("seed"),
+            "kernel": j.get("kernel"), "designs": [x["label"] for x in jobs]}
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from . import __version__
+    from .cli import _console
+    con = _console()
+    jobs = jobs_from_args(args)
+    if not jobs:
+        raise SystemExit("memdesc compare: no designs")
+    t0 = time.perf_counter()
+
+    def done(r: dict[str, Any]) -> None:
+        con.print(f"[dim]{r['label']}: {r.get('status')} "
+                  f"{r.get('ops', 0):,} ops in {r.get('wall_s', 0):.1f} s {r.get('reason', '')}[/dim]",
+                  highlight=False)
+    results = run_jobs(jobs, args.jobs, on_done=done)
+    wall = time.perf_counter() - t0
+    meta = describe_run(results, jobs)
+    title = (f"memdesc {__version__} compare: {meta['machine']} "
+             f"({fmt_bytes(meta['ram_bytes'])} RAM), workload {meta['workload']}, kernel {args.kernel}, "
+             f"seed {args.seed}")
+    con.print(render_compare(results, title))
+    con.print(f"[dim]{len(jobs)} runs in {wall:.1f} s wall on {args.jobs or default_jobs_n()} worker(s)[/dim]")
+    doc = {"memdesc_version": __version__, "command": compare_command(args), "run": meta, "wall_s": wall,
+           "results": results}
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=str))
+        con.print(f"wrote {args.json}")
+    if args.out:
+        from .htmlreport import write_report
+        files = write_report(doc, Path(args.out), title=title)
+        con.print(f"wrote {', '.join(str(f) for f in files)}")
+    if args.findings:
+        from .htmlreport import write_findings
+        write_findings(Path(args.findings), [(title, doc)], compare_command(args, ["--findings", args.findings]))
+        con.print(f"wrote {args.findings}")
+    return 0
+
+
+#: the scenarios of docs/findings.md: (title, machine, workload, ops, mm_probe)
+FINDINGS_SCENARIOS = [
+    ("Bundled real trace (Debian 6.1 under qemu) on its own machine", None, "default", 0, False),
+    ("Synthetic mixed workload, x86_64 with 16 GiB", "x86_64:16G", "synthetic:mixed", 300_000, False),
+    ("ZONE_MOVABLE: movablecore=50% (tree nodes and descriptors must stay out of it)",
+     "x86_64:2G,movablecore=50%", "synthetic:mixed", 200_000, True),
+    ("CMA: a 512 MiB CMA area, CMA-heavy workload", "x86_64:2G,cma=512M", "synthetic:cma", 200_000, True),
+    ("i386 with HIGHMEM (not permanently mapped: no metadata there)", "i386:2G", "synthetic:mixed", 200_000, False),
+]
+QUICK_SCENARIOS = [
+    ("Bundled real trace, first 20k ops", None, "default", 20_000, False),
+    ("Synthetic mixed, x86_64:64M", "x86_64:64M", "synthetic:mixed", 5_000, False),
+    ("movablecore", "x86_64:128M,movablecore=50%", "synthetic:mixed", 5_000, True),
+    ("CMA", "x86_64:128M,cma=32M", "synthetic:cma", 5_000, True),
+    ("i386 HIGHMEM", "i386:1G", "synthetic:mixed", 5_000, False),
+]
+FINDINGS_DESIGNS = ("linked,embedded,buddy-desc,radix-deque,radix-deque:self,radix-deque:borrow,"
+                    "radix-deque:defer,radix-deque:movable-nodes,radix-deque:words=1")
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import __version__
+    from .cli import _console
+    from .htmlreport import write_findings, write_report
+    con = _console()
+    variants = parse_designs(args.designs or FINDINGS_DESIGNS)
+    sections = []
+    if args.from_reports:
+        import json
+        scen = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
+        dirs = sorted(Path(args.from_reports).glob("scenario*"), key=lambda p: int(p.name[8:] or 0))
+        for i, d in enumerate(dirs):
+            doc = json.loads((d / "results.json").read_text())
+            sections.append((doc.get("title") or (scen[i][0] if i < len(scen) else d.name), doc))
+        scenarios: list[Any] = []
+    else:
+        scenarios = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
+    for title, machine, workload, ops, probe in scenarios:
+        jobs = make_jobs(variants, machine=machine, workload=workload, ops=ops, seed=1, mm_probe=probe,
+                         timeout=args.timeout, sample_every=1000)
+        t0 = time.perf_counter()
+        con.print(f"[bold]{title}[/bold]")
+        results = run_jobs(jobs, args.jobs, on_done=lambda r: con.print(
+            f"[dim]  {r['label']}: {r.get('status')} {r.get('ops', 0):,} ops in {r.get('wall_s', 0):.1f} s "
+            f"{r.get('reason', '')}[/dim]", highlight=False))
+        wall = time.perf_counter() - t0
+        meta = describe_run(results, jobs)
+        doc = {"memdesc_version": __version__, "title": title, "run": meta, "wall_s": wall, "results": results,
+               "command": "memdesc compare " + " ".join(
+                   ([f"--machine '{machine}'"] if machine else []) + [f"--workload {workload}"]
+                   + ([f"--ops {ops}"] if ops else []) + (["--mm-probe"] if probe else [])
+                   + [f"--designs {','.join(v.label for v in variants)}"])}
+        con.print(render_compare(results, f"{title} ({wall:.0f} s)"))
+        sections.append((title, doc))
+        if args.report_dir:
+            write_report(doc, Path(args.report_dir) / f"scenario{len(sections)}", title=title)
+    cmd = "memdesc findings" + (f" --out {args.out}" if args.out != "docs/findings.md" else "") + \
+        (f" --designs {args.designs}" if args.designs else "") + (" --quick" if args.quick else "")
+    write_findings(Path(args.out), sections, cmd)
+    con.print(f"wrote {args.out}")
+    return 0
+
+
+__all__ = ["Variant", "parse_variant", "parse_designs", "make_jobs", "run_job", "run_jobs", "key_metrics",
+           "render_compare", "who_wins", "strip_volatile", "add_parser", "table_rows", "fmt_bytes"]
+
