@@ -329,6 +329,10 @@ def parse_machine(spec: str) -> Machine:
         zones, cma_areas = _place_cma(zones, cma_pages, arch)
         config_cma = True
 
+    # setup_arch(): memblock_reserve(0, SZ_1M) - RAM below 1 MiB never reaches the buddy
+    low = sum(max(0, min(e, _LEGACY_HOLE[1]) - s) for s, e in all_ranges)
+    zones = [ZoneSpec(z.nid, z.ztype, z.start_pfn, z.spanned_pages, z.present_pages, low, z.cma_pages)
+             if z.ztype == ZoneType.DMA and z.nid == 0 and z.present_pages else z for z in zones]
     holes = _holes_of(zones, all_ranges)
     return Machine(arch=arch, nr_nodes=nodes, zones=tuple(zones), holes=tuple(holes),
                    cma_areas=cma_areas, spec=spec, config_cma=config_cma, **common)
@@ -445,7 +449,11 @@ def machine_from_zoneinfo(path: str | Path, spec: str = "", nr_cpus: int | None 
     holes = []
     for z in zones:
         if z.spanned_pages > z.present_pages:
-            holes.append((z.start_pfn + z.present_pages, z.end_pfn))
+            if (arch in ("x86_64", "i386") and z.start_pfn < _LEGACY_HOLE[0] and z.end_pfn >= _LEGACY_HOLE[1]
+                    and z.spanned_pages - z.present_pages == _LEGACY_HOLE[1] - _LEGACY_HOLE[0]):
+                holes.append(_LEGACY_HOLE)  # e820: 636 KiB - 1 MiB is not RAM
+            else:
+                holes.append((z.start_pfn + z.present_pages, z.end_pfn))
     cma_areas = []
     config_cma = False
     pt = p.parent / p.name.replace("zoneinfo", "pagetypeinfo")

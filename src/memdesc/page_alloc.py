@@ -101,6 +101,7 @@ AS_PINNED = 0x40  # long-term pinned: migration refuses
 AS_PCP = 0x80  # sitting on a per-CPU list (free to the user, allocated to buddy)
 
 HPAGE_PMD_ORDER = 9
+X86_LOW_RESERVE_END = 0x100  # pfn of 1 MiB
 # module-level aliases: inside class bodies Python would mangle G.__GFP_* names
 _GFP_KSWAPD_RECLAIM = getattr(G, "__GFP_KSWAPD_RECLAIM")
 _GFP_HIGH = getattr(G, "__GFP_HIGH")
@@ -350,6 +351,14 @@ class PageAllocator:
                 d.set_reserved(s, e)
                 self.reserved_ranges.append((s, e))
             z.managed = z.present - want
+        # memmap_init_range() sets MIGRATE_MOVABLE only at the pageblock-aligned pfns it
+        # initialises; a block whose first pfn is not present (pfn 0 below DMA's start
+        # pfn 1) keeps zeroed bits: MIGRATE_UNMOVABLE (every trace's DMA shows it)
+        pbn = self.pageblock_nr_pages
+        blocks = self.present_mask.reshape(-1, pbn)
+        partial = blocks.any(axis=1) & ~blocks[:, 0]
+        for b in np.nonzero(partial)[0].tolist():
+            self.pb_mt[b] = MIGRATE_UNMOVABLE
         # CMA pageblocks (init_cma_reserved_pageblock)
         for s, e in cma_ranges:
             for b in range(s >> self.pageblock_order, e >> self.pageblock_order):
@@ -374,7 +383,18 @@ class PageAllocator:
             return []
         avail = _subtract([(z.start_pfn, z.end_pfn)], list(self.machine.holes) + cma)
         out = []
+        if self.machine.arch in ("x86_64", "i386") and z.start_pfn < X86_LOW_RESERVE_END:
+            # setup_arch(): memblock_reserve(0, SZ_1M) - RAM below 1 MiB is reserved first
+            for s, e in avail:
+                e = min(e, X86_LOW_RESERVE_END)
+                if s < e and count:
+                    take = min(count, e - s)
+                    out.append((s, s + take))
+                    count -= take
+            avail = _subtract(avail, out)
         for s, e in reversed(avail):
+            if not count:
+                break
             take = min(count, e - s)
             out.append((e - take, e))
             count -= take
