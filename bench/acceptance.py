@@ -35,8 +35,7 @@ def rows(groups: set[str], ops: int, check: int) -> list[dict]:
             out.append({"group": "foundation", "machine": m, "design": "linked", "workload": "synthetic:mixed",
                         "ops": ops, "check": check, "kernel": "6.19"})
     if "designs" in groups:
-        for d, extra in (("embedded", []), ("buddy-desc", []), ("radix-deque", []),
-                         ("radix-deque", ["--words", "1"])):
+        for d, extra in (("embedded", []), ("buddy-desc", []), ("radix-deque", [])):
             for m in PRESETS:
                 out.append({"group": "designs", "machine": m, "design": d, "extra": extra,
                             "workload": "synthetic:mixed", "ops": ops, "check": check, "kernel": "6.19"})
