@@ -105,10 +105,18 @@ def main() -> None:
     ap.add_argument("--check-every", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", default="bench/acceptance")
+    ap.add_argument("--override", action="append", default=[], metavar="GROUP:DESIGN:MACHINE=CHECK",
+                    help="a different --check-every for matching rows (fields may be *)")
     args = ap.parse_args()
     outdir = Path(args.out + ".d")
     outdir.mkdir(parents=True, exist_ok=True)
     todo = rows(set(args.groups.split(",")), args.ops, args.check_every)
+    for ov in args.override:
+        key, _, val = ov.rpartition("=")
+        g, d, m = key.split(":", 2)
+        for r in todo:
+            if g in ("*", r["group"]) and d in ("*", r["design"]) and m in ("*", r["machine"]) and not r.get("extra"):
+                r["check"] = int(val)
     results: list[dict] = []
     with ThreadPoolExecutor(args.jobs) as ex:
         for res in ex.map(lambda ir: run_row(ir[0], ir[1], outdir), enumerate(todo)):
