@@ -191,6 +191,7 @@ class GfpInfo:
     fast_by_node: list[int] = field(default_factory=list)  # fast-path alloc_flags per node
     st_base: int = 0  # alloc_state flags of the allocated block
     pcp_skip: bool = False  # 6.1 rmqueue(): MOVABLE without ALLOC_CMA bypasses pcp
+    pindex: list[int] = field(default_factory=list)  # order_to_pindex() per order
 
 
 @dataclass
@@ -563,6 +564,8 @@ class PageAllocator:
             info.zl_by_node.append(zl)
             info.fast_by_node.append(fast | self._nofragment(zl))
         info.st_base = AS_MOVABLE if mt == MIGRATE_MOVABLE else 0
+        info.pindex = [self._pindex(o, mt) if o <= PAGE_ALLOC_COSTLY_ORDER or o == HPAGE_PMD_ORDER else -1
+                       for o in range(NR_PAGE_ORDERS)]
         info.pcp_skip = self.k61 and self.machine.config_cma and mt == MIGRATE_MOVABLE and not cma
         return info
 
@@ -734,7 +737,7 @@ class PageAllocator:
                         continue
                 if use_pcp:
                     pcp = z.pcp[cpu]
-                    lst = pcp.lists[self._pindex(order, info.migratetype)]
+                    lst = pcp.lists[info.pindex[order]]
                     if lst:
                         pcp.free_factor >>= 1
                         pfn = lst.popleft()
@@ -1298,7 +1301,7 @@ class PageAllocator:
                 return
             mt = MIGRATE_MOVABLE
         pcp = z.pcp[cpu]
-        pindex = self._pindex(order, mt)
+        pindex = MIGRATE_PCPTYPES * order + mt if order <= PAGE_ALLOC_COSTLY_ORDER else self._pindex(order, mt)
         pcp.lists[pindex].appendleft(pfn)
         self.alloc_state[pfn] = AS_PCP | (order + 1)
         pcp.count += 1 << order
