@@ -103,7 +103,7 @@ def has_unmovable_pages(alloc: PageAllocator, start: int, end: int, migratetype:
             h = alloc.allocated_block_containing(pfn)
             if 0 <= h < pfn:
                 st = astate[h]
-                if st & AS_META:
+                if st & AS_META and not _meta_movable(alloc, h):
                     return IsolationFailure(h, meta_kind(alloc, h))
                 if not (movable_zone or st & AS_MOVABLE):
                     return IsolationFailure(h, "unmovable")
@@ -122,7 +122,7 @@ def has_unmovable_pages(alloc: PageAllocator, start: int, end: int, migratetype:
             pfn += 1 << ((st & AS_ORDER_MASK) - 1)
             continue
         if st:
-            if st & AS_META:
+            if st & AS_META and not _meta_movable(alloc, pfn):
                 return IsolationFailure(pfn, meta_kind(alloc, pfn))
             if not (movable_zone or st & AS_MOVABLE):
                 return IsolationFailure(pfn, "unmovable")
@@ -131,6 +131,13 @@ def has_unmovable_pages(alloc: PageAllocator, start: int, end: int, migratetype:
         # inside a free block whose head we skipped past (cannot happen) or a tail
         pfn += 1
     return None
+
+
+def _meta_movable(alloc: PageAllocator, pfn: int) -> bool:
+    """Allocator metadata the design can relocate (like __PageMovable): radix-deque's
+    node pages under its movable-nodes policy. Design hook: ``meta_movable(pfn)``."""
+    fn = getattr(alloc.design, "meta_movable", None)
+    return bool(fn is not None and fn(pfn))
 
 
 def _free_blocks_of_pageblock(alloc: PageAllocator, start: int) -> list[tuple[int, int]]:

@@ -765,6 +765,10 @@ class RadixDequeDesign(Design):
             self._busy = busy
         return new
 
+    def meta_movable(self, pfn: int) -> bool:
+        """has_unmovable_pages() hook: under movable-nodes a node page is movable."""
+        return self.policy == "movable-nodes" and pfn in self.pfn_to_pi
+
     def _relocate_meta(self, pfn: int) -> int:
         """memdesc.migrate hook: radix node pages move, other metadata (slab) does not."""
         if pfn not in self.pfn_to_pi:
