@@ -771,9 +771,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
 FINDINGS_SCENARIOS = [
     ("Bundled real trace (Debian 6.1 under qemu) on its own machine", None, "default", 0, False),
     ("Synthetic mixed workload, x86_64 with 16 GiB", "x86_64:16G", "synthetic:mixed", 300_000, False),
-    ("ZONE_MOVABLE: movablecore=50% (tree nodes and descriptors must stay out of it)",
-     "x86_64:2G,movablecore=50%", "synthetic:mixed", 200_000, True),
-    ("CMA: a 512 MiB CMA area, CMA-heavy workload", "x86_64:2G,cma=512M", "synthetic:cma", 200_000, True),
+    ("ZONE_MOVABLE: movablecore=25% (tree nodes and descriptors must stay out of it)",
+     "x86_64:16G,movablecore=25%", "synthetic:mixed", 300_000, True),
+    ("CMA: a 256 MiB CMA area (only movable data may sit in it)", "x86_64:16G,cma=256M", "synthetic:mixed",
+     300_000, True),
+    ("CMA-heavy workload: periodic contiguous allocations from a 512 MiB CMA area", "x86_64:2G,cma=512M",
+     "synthetic:cma", 200_000, True),
     ("i386 with HIGHMEM (not permanently mapped: no metadata there)", "i386:2G", "synthetic:mixed", 200_000, False),
 ]
 QUICK_SCENARIOS = [
