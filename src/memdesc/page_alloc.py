@@ -200,7 +200,6 @@ class AllocCounters:
     pgfree: int = 0
     alloc_fail: dict[str, int] = field(default_factory=dict)
     alloc_fail_order: list[int] = field(default_factory=lambda: [0] * NR_PAGE_ORDERS)
-    alloc_order: list[int] = field(default_factory=lambda: [0] * NR_PAGE_ORDERS)
     extfrag: int = 0  # mm_page_alloc_extfrag events
     extfrag_change_ownership: int = 0
     pageblock_claims: int = 0  # pageblocks whose migratetype changed by fallback
@@ -708,8 +707,9 @@ class PageAllocator:
                                info: GfpInfo, cpu: int) -> int:
         """get_page_from_freelist(): first zone passing its watermark that rmqueues.
 
-        The order-0 zone_watermark_fast() shortcut and a pcp list hit are inlined:
-        they are the hot path of every run."""
+        The order-0 zone_watermark_fast() shortcut and rmqueue() (a pcp list hit,
+        else rmqueue_pcplist() refill, else rmqueue_buddy()) are inlined: they are
+        the hot path of every run."""
         hz = info.highest
         use_pcp = self._pcp_ok[order] and not info.pcp_skip
         k61 = self.k61
@@ -823,16 +823,6 @@ class PageAllocator:
             if ha_ok and first(base + MIGRATE_HIGHATOMIC) >= 0:
                 return True
         return False
-
-    def rmqueue(self, z: Zone, order: int, alloc_flags: int, mt: int, cpu: int) -> int:
-        """rmqueue(): pcp for small orders, else the buddy lists under zone->lock."""
-        if self._pcp_ok[order]:
-            if not (self.k61 and self.machine.config_cma and mt == MIGRATE_MOVABLE
-                    and not alloc_flags & ALLOC_CMA):
-                pfn = self.rmqueue_pcplist(z, order, mt, alloc_flags, cpu)
-                if pfn >= 0:
-                    return pfn
-        return self.rmqueue_buddy(z, order, alloc_flags, mt)
 
     def _pindex(self, order: int, mt: int) -> int:
         """order_to_pindex()."""
@@ -1486,7 +1476,6 @@ class PageAllocator:
         self.alloc_state[pfn] = st
         self.design.post_alloc(pfn, order, k, token)
         self.counters.pgalloc += 1
-        self.counters.alloc_order[order] += 1
         return pfn
 
     def mark_allocated(self, pfn: int, order: int, kind: str = "misc", movable: bool = False) -> None:
@@ -1499,7 +1488,6 @@ class PageAllocator:
         self.alloc_state[pfn] = st
         self.design.post_alloc(pfn, order, kind, 0)
         self.counters.pgalloc += 1
-        self.counters.alloc_order[order] += 1
 
     # ------------------------------------------------------------------------------
     # introspection
