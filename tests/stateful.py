@@ -122,3 +122,34 @@ def make_allocator_machine(spec: str, design: str, design_options: dict | None =
         max_examples=max_examples, stateful_step_count=steps, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large], derandomize=True)
     return AllocatorMachine.TestCase
+
+
+def random_workload(a: PageAllocator, n: int, seed: int = 1, check_every: int = 0,
+                    after_step=None) -> list[int]:
+    """Random alloc/free mix with kinds; returns the pfn (or -1) of every allocation
+    in order (differential tests compare these sequences between designs).
+    ``after_step(a)`` runs after every operation (design-specific invariants)."""
+    import random
+
+    rng = random.Random(seed)
+    gfps = [G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | getattr(G, "__GFP_RECLAIMABLE"),
+            G.GFP_TRANSHUGE, G.GFP_ATOMIC_61 if a.k61 else G.GFP_ATOMIC, G.GFP_DMA32 | G.GFP_KERNEL]
+    kinds = [None, "anon", "file", "slab", "pgtable", "vmalloc", "misc"]
+    live: list[tuple[int, int]] = []
+    seq = []
+    for i in range(n):
+        if live and rng.random() < 0.47:
+            j = rng.randrange(len(live))
+            live[j], live[-1] = live[-1], live[j]
+            a.free_pages(*live.pop())
+        else:
+            o = rng.choice([0] * 12 + [1, 2, 3, 4, 9])
+            pfn = a.alloc_pages(rng.choice(gfps), o, kind=rng.choice(kinds), cpu=rng.randrange(a.nr_cpus))
+            seq.append(pfn)
+            if pfn >= 0:
+                live.append((pfn, o))
+        if after_step is not None:
+            after_step(a)
+        if check_every and i % check_every == 0:
+            a.check()
+    return seq

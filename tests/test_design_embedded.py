@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
+from stateful import random_workload
 
 from memdesc import gfp as G
 from memdesc.descriptors import MEMDESC_ANON, MEMDESC_BUDDY, TAG_MASK
@@ -18,27 +17,7 @@ RECL = getattr(G, "__GFP_RECLAIMABLE")
 
 
 def workload(a: PageAllocator, n: int, seed: int = 1, check_every: int = 0) -> list[int]:
-    """Random alloc/free mix; returns the pfn (or -1) of every allocation in order."""
-    rng = random.Random(seed)
-    gfps = [G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | RECL, G.GFP_TRANSHUGE,
-            G.GFP_ATOMIC_61 if a.k61 else G.GFP_ATOMIC, G.GFP_DMA32 | G.GFP_KERNEL]
-    kinds = [None, "anon", "file", "slab", "pgtable", "vmalloc", "misc"]
-    live: list[tuple[int, int]] = []
-    seq = []
-    for i in range(n):
-        if live and rng.random() < 0.47:
-            j = rng.randrange(len(live))
-            live[j], live[-1] = live[-1], live[j]
-            a.free_pages(*live.pop())
-        else:
-            o = rng.choice([0] * 12 + [1, 2, 3, 4, 9])
-            pfn = a.alloc_pages(rng.choice(gfps), o, kind=rng.choice(kinds), cpu=rng.randrange(a.nr_cpus))
-            seq.append(pfn)
-            if pfn >= 0:
-                live.append((pfn, o))
-        if check_every and i % check_every == 0:
-            a.check()
-    return seq
+    return random_workload(a, n, seed, check_every)
 
 
 def test_registered_and_options():

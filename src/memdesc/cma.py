@@ -97,20 +97,9 @@ def _take_range(alloc: PageAllocator, start: int, end: int) -> list[tuple[int, i
     lists and record it allocated, chunk by chunk; returns the chunks."""
     chunks = contig_chunks(start, end)
     for pfn, order in chunks:
-        _take_chunk(alloc, pfn, order)
+        alloc.take_free_range(pfn, order)
         alloc.mark_allocated(pfn, order, CONTIG_KIND, movable=False)
     return chunks
-
-
-def _take_chunk(alloc: PageAllocator, pfn: int, order: int) -> None:
-    if alloc.take_free_block(pfn, order):
-        return
-    if order == 0:
-        raise AssertionError(f"pfn {pfn:#x} is not free after test_pages_isolated")
-    # the chunk spans free blocks that did not merge: take the halves, then the
-    # whole chunk is off the lists; nothing else to do
-    _take_chunk(alloc, pfn, order - 1)
-    _take_chunk(alloc, pfn + (1 << (order - 1)), order - 1)
 
 
 def alloc_contig_range(alloc: PageAllocator, start: int, end: int, migratetype: int = MIGRATE_MOVABLE

@@ -158,7 +158,7 @@ def __offline_isolated_pages(alloc: PageAllocator, start: int, end: int) -> None
     """__offline_isolated_pages(): remove the (isolated, free) pages from buddy
     and mark them reserved."""
     for pfn, order in contig_chunks(start, end):
-        _take(alloc, pfn, order)
+        alloc.take_free_range(pfn, order)
     alloc.reserved_np[start:end] = True
     d = alloc.design
     mm = getattr(d, "mm", None)
@@ -166,15 +166,6 @@ def __offline_isolated_pages(alloc: PageAllocator, start: int, end: int) -> None
         w = mm.words
         _SAVED.setdefault(alloc, {})[start] = mm.np[start * w:end * w].copy()
     d.set_reserved(start, end)
-
-
-def _take(alloc: PageAllocator, pfn: int, order: int) -> None:
-    if alloc.take_free_block(pfn, order):
-        return
-    if order == 0:
-        raise AssertionError(f"pfn {pfn:#x} not free after test_pages_isolated")
-    _take(alloc, pfn, order - 1)
-    _take(alloc, pfn + (1 << (order - 1)), order - 1)
 
 
 def can_clear_reserved(alloc: PageAllocator, start: int) -> bool:

@@ -1453,6 +1453,17 @@ class PageAllocator:
             cur_pfn = keep
         return True
 
+    def take_free_range(self, pfn: int, order: int) -> None:
+        """Take every page of the aligned [pfn, pfn + 2^order) off the free lists,
+        in as few pieces as the free blocks allow (isolate_freepages_range() after
+        test_pages_isolated(): the caller guarantees the whole range is free)."""
+        if self.take_free_block(pfn, order):
+            return
+        if order == 0:
+            raise MemdescError(f"pfn {pfn:#x} is not free (expected after test_pages_isolated)")
+        self.take_free_range(pfn, order - 1)
+        self.take_free_range(pfn + (1 << (order - 1)), order - 1)
+
     def alloc_pages_at(self, gfp: int, order: int, pfn: int, kind: str | None = None) -> int:
         """Allocate exactly the block at ``pfn`` if it is free (pfn-exact trace
         replay: follow the real kernel's placement). Returns pfn or -1."""
