@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from math import isqrt
 from typing import Any
@@ -1452,6 +1453,18 @@ class PageAllocator:
             self._account(z, 1 << cur_order, gmt)
             cur_pfn = keep
         return True
+
+    @contextmanager
+    def buddy_only(self):
+        """Allocations inside go straight to the buddy lists, never through pcp:
+        for allocations made while the free path holds pcp->lock (and may be
+        walking the pcp lists in free_pcppages_bulk), e.g. a design's metadata."""
+        saved = self._pcp_ok
+        self._pcp_ok = [False] * NR_PAGE_ORDERS
+        try:
+            yield
+        finally:
+            self._pcp_ok = saved
 
     def take_free_range(self, pfn: int, order: int) -> None:
         """Take every page of the aligned [pfn, pfn + 2^order) off the free lists,

@@ -313,15 +313,14 @@ class RadixDequeDesign(Design):
         a = self.alloc
         busy = self._busy
         self._busy = True
-        pcp_ok = a._pcp_ok
-        if mode == MODE_FREEPATH:
-            # the free path holds pcp->lock (and may be walking the pcp lists in
-            # free_pcppages_bulk): take the page straight from buddy
-            a._pcp_ok = [False] * NR_PAGE_ORDERS
         try:
-            pfn = a.alloc_pages(self.node_gfp, 0, kind="meta:radix")
+            if mode == MODE_FREEPATH:
+                # the free path holds pcp->lock: take the page straight from buddy
+                with a.buddy_only():
+                    pfn = a.alloc_pages(self.node_gfp, 0, kind="meta:radix")
+            else:
+                pfn = a.alloc_pages(self.node_gfp, 0, kind="meta:radix")
         finally:
-            a._pcp_ok = pcp_ok
             self._busy = busy
         if pfn < 0:
             self.meta_failures += 1
