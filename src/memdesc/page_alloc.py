@@ -287,6 +287,7 @@ class PageAllocator:
         self.design.init_memmap()
         # designs without descriptors keep the base no-op prep_alloc: skip the call
         self._design_prep = type(self.design).prep_alloc is not Design.prep_alloc
+        self._design_split = type(self.design).on_split_free is not Design.on_split_free
         self._init_pcp_lists()
         self._boot()
 
@@ -854,18 +855,83 @@ class PageAllocator:
         return pfn
 
     def rmqueue_bulk(self, z: Zone, order: int, count: int, lst: deque, mt: int, alloc_flags: int) -> int:
-        """rmqueue_bulk(): refill a pcp list at its tail from __rmqueue()."""
+        """rmqueue_bulk(): refill a pcp list at its tail from __rmqueue().
+
+        The common step of __rmqueue() -- no CMA balancing due, and
+        __rmqueue_smallest() finds a block of ``mt`` itself -- is inlined (with the
+        accounting of a pcp migratetype, which touches only NR_FREE_PAGES); any other
+        step calls __rmqueue(), which starts over and takes the same decisions."""
         st = AS_PCP | (order + 1)
         astate = self.alloc_state
+        d = self.design
+        first = d.first_in_list
+        del_from_free_list = d.del_from_free_list
+        nr_free = z.nr_free
+        counters = self.counters
+        nr = 1 << order
+        lid0 = list_id(z.zid, order, mt)
+        lid_end = list_id(z.zid, NR_PAGE_ORDERS - 1, mt) + 1
+        cma = alloc_flags & ALLOC_CMA
+        run_ok = not self._design_split
         i = 0
-        for i in range(count):  # noqa: B007
-            pfn = self.__rmqueue(z, order, mt, alloc_flags)
+        while i < count:
+            pfn = -1
+            if not (cma and z.nr_free_cma > z.free_pages // 2):
+                co = order
+                for lid in range(lid0, lid_end, MIGRATE_TYPES):
+                    if nr_free[co]:  # no block of this order in any list: skip the peek
+                        pfn = first(lid)
+                        if pfn >= 0:
+                            break
+                    co += 1
             if pfn < 0:
-                return i
-            self._account(z, -(1 << order), self._list_mt)
-            astate[pfn] = st
-            lst.append(pfn)
+                pfn = self.__rmqueue(z, order, mt, alloc_flags)
+                if pfn < 0:
+                    return i
+                self._account(z, -nr, self._list_mt)
+                astate[pfn] = st
+                lst.append(pfn)
+                i += 1
+                continue
+            del_from_free_list(pfn, co)
+            nr_free[co] -= 1
+            self._list_mt = mt
+            units = 1
+            if co > order:
+                # mt's lists below co are empty, so the next __rmqueue() calls take
+                # the block's following units in pfn order, splitting as they go;
+                # the run stops at the end of the block, of the refill, or where CMA
+                # balancing would kick in.  The design applies the intermediate list
+                # operations' net effect; the core adds the pieces left over.
+                units = min(count - i, 1 << (co - order))
+                if cma:
+                    units = min(units, (z.free_pages - 2 * z.nr_free_cma) // nr + 1)
+                if units > 1 and run_ok and d.unlink_split_run(pfn, order, units):
+                    self._add_tail_pieces(z, pfn + (units << order), pfn + (1 << co), order, mt)
+                else:
+                    units = 1
+                    self.expand(z, pfn, order, co, mt)
+            counters.zone_locked += units
+            z.free_pages -= units << order
+            for p in range(pfn, pfn + (units << order), nr):
+                astate[p] = st
+                lst.append(p)
+            i += units
         return count
+
+    def _add_tail_pieces(self, z: Zone, start: int, end: int, low: int, mt: int) -> None:
+        """The free buddy blocks (order >= ``low``) covering [start, end), the tail
+        of one buddy block, smallest first, each alone on its (empty) list of ``mt``."""
+        add = self.design.add_to_free_list
+        nr_free = z.nr_free
+        zid = z.zid
+        o = low
+        while start < end:
+            while not start & (1 << o):
+                o += 1
+            add(start, o, list_id(zid, o, mt), False)
+            nr_free[o] += 1
+            start += 1 << o
 
     def rmqueue_buddy(self, z: Zone, order: int, alloc_flags: int, mt: int) -> int:
         pfn = -1
@@ -924,12 +990,19 @@ class PageAllocator:
     def expand(self, z: Zone, pfn: int, low: int, high: int, mt: int) -> None:
         """expand(): the upper halves go back to the head of mt's lists."""
         if high > low:
-            self.design.on_split_free(pfn, high)
-        size = 1 << high
-        while high > low:
-            high -= 1
-            size >>= 1
-            self._add(pfn + size, high, z, mt, False)
+            d = self.design
+            if self._design_split:
+                d.on_split_free(pfn, high)
+            add = d.add_to_free_list
+            nr_free = z.nr_free
+            lid = list_id(z.zid, high, mt)
+            size = 1 << high
+            while high > low:
+                high -= 1
+                size >>= 1
+                lid -= MIGRATE_TYPES
+                add(pfn + size, high, lid, False)
+                nr_free[high] += 1
 
     def __rmqueue(self, z: Zone, order: int, mt: int, alloc_flags: int) -> int:
         """__rmqueue(): CMA balancing, requested type, CMA, then fallback."""
@@ -1318,6 +1391,9 @@ class PageAllocator:
         nl = self.nr_pcp_lists
         pindex -= 1
         astate = self.alloc_state
+        counters = self.counters
+        pb_mt = self.pb_mt
+        pbo = self.pageblock_order
         count = min(count, pcp.count)
         while count > 0:
             while True:
@@ -1329,13 +1405,18 @@ class PageAllocator:
                     break
             order = self._pindex_order(pindex)
             nr = 1 << order
+            # free_one_page() without the 6.19 split of blocks above a pageblock
+            if self.k61 or order <= pbo:
+                free = self.__free_one_page
+            else:
+                free = self._free_one_page_pcp
             while count > 0 and lst:
                 pfn = lst.pop()
                 count -= nr
                 pcp.count -= nr
                 astate[pfn] = 0
-                self.counters.pcp_drain += 1
-                self.free_one_page(z, pfn, order, self.pb_mt[pfn >> self.pageblock_order], FPI_NONE)
+                counters.pcp_drain += 1
+                free(pfn, z, order, pb_mt[pfn >> pbo], FPI_NONE)
 
     def drain_zone_pages(self, z: Zone, cpu: int) -> None:
         pcp = z.pcp[cpu]
@@ -1355,6 +1436,9 @@ class PageAllocator:
             self._free_one_page_split(pfn, z, order, fpi)
         else:
             self.__free_one_page(pfn, z, order, mt, fpi)
+
+    def _free_one_page_pcp(self, pfn: int, z: Zone, order: int, mt: int, fpi: int) -> None:
+        self.free_one_page(z, pfn, order, mt, fpi)
 
     def _free_one_page_split(self, pfn: int, z: Zone, order: int, fpi: int) -> None:
         """split_large_buddy(): each pageblock-sized piece with its own type."""

@@ -81,6 +81,16 @@ class Design:
         """Head of the list (list_first_entry_or_null) or -1."""
         raise NotImplementedError
 
+    def unlink_split_run(self, pfn: int, order: int, units: int) -> bool:
+        """Optional shortcut for a pcp refill that splits one block (rmqueue_bulk):
+        the blocks ``pfn + j * 2^order`` for ``1 <= j < units`` were each, in turn,
+        put alone on an empty free list by expand() and taken off it again by
+        __rmqueue_smallest().  Leave their words exactly as that add/del pair would
+        and return True; return False (the default) to have the core run the steps
+        one by one.  Only for designs whose list operations have no other effect
+        (no metadata allocated or freed, no history such as deque indices)."""
+        return False
+
     def list_pfns(self, lid: int) -> Iterator[int]:
         """Walk a list head to tail (for /proc/pagetypeinfo and the checker)."""
         raise NotImplementedError
