@@ -4,6 +4,7 @@ input handling, and replay semantics of memdesc.workloads.trace / .replay."""
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import gzip
 import io
 import itertools
@@ -460,7 +461,7 @@ def _both_paths(p: Path, **kw: object) -> tuple[object, object]:
             evs: object = [(type(e).__name__, repr(e)) for e in trace_events(p, stats=st_, **kw, **extra)]
         except TraceParseError as e:
             evs = ("error", e.lineno, e.text, str(e))
-        d = {k: getattr(st_, k) for k in ReplayStats.__slots__ if k != "last_lineno"}  # type: ignore[attr-defined]
+        d = {f.name: getattr(st_, f.name) for f in dataclasses.fields(ReplayStats) if f.name != "last_lineno"}
         out.append((evs, d))
     return out[0], out[1]
 
@@ -502,6 +503,44 @@ def test_fast_path_block_boundaries_and_lines(tmp_path: Path, monkeypatch: pytes
     assert st_.last_lineno == len(text.splitlines()) - 1
     fast, rec = _both_paths(p, lenient=True)
     assert fast == rec
+
+
+def _counted(comm: str, event: str, pfn: int, tail: str = " migratetype=0") -> str:
+    return f"{comm:>16}-10      [001] .....     2.000000: {event}: page=00000000deadbeef pfn={pfn:#x} order=0{tail}\n"
+
+
+def test_fast_path_counts_counted_lines_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted-only lines are tallied per block by their event names: names inside
+    other lines (markers, long comms taking the line parser) must not be counted twice,
+    and a stream closed inside a block counts only the lines handed out."""
+    lines = [HEADER]
+    for i in range(60):
+        lines.append(alloc(0x1000 + i))
+        lines.append(_counted("kworker/u4:1", "mm_page_alloc_zone_locked", 0x2000 + i,
+                              " migratetype=0 percpu_refill=1"))
+        lines.append(_counted("mm_page_pcpu_drain: ", "mm_page_pcpu_drain", 0x3000 + i))  # 20-char comm
+        lines.append(_counted("x" * 17, "mm_page_free_batched", 0x1000 + i, ""))  # comm too long: line parser
+        lines.append(f"       bash-1      [000] .....     2.5: tracing_mark_write: mm_page_free_batched: {i}\n")
+        lines.append(free(0x1000 + i))
+    p = _write(tmp_path / "c.txt", "".join(lines))
+    monkeypatch.setattr(trace_mod, "_BLOCK_CHARS", 1000)
+    fast, rec = _both_paths(p)
+    assert fast == rec
+    counts = fast[1]["records"]
+    assert counts["mm_page_alloc_zone_locked"] == counts["mm_page_pcpu_drain"] == 60
+    assert counts["mm_page_free_batched"] == 60 and fast[1]["markers"] == 60
+    # closed inside a block, after k events: exactly the lines handed out are counted
+    for k in (1, 7, 50, 119):
+        st_ = ReplayStats()
+        gen = trace_events(p, stats=st_)
+        for _ in range(k):
+            next(gen)
+        gen.close()
+        head = _write(tmp_path / "head.txt", "".join("".join(lines).splitlines(True)[: st_.lines]))
+        st2 = ReplayStats()
+        list(trace_events(head, stats=st2, on_record=lambda r: None))
+        assert st_.records == st2.records and st_.pcp_events == st2.pcp_events
+        assert st_.batched_skipped == st2.batched_skipped
 
 
 # --- real trace ---------------------------------------------------------------------

@@ -619,11 +619,13 @@ class PageAllocator:
             raise BadCall(f"node {nid} out of range 0..{self.nr_nodes - 1}")
         if self.in_free_path:
             self.allocs_in_free_path += 1
-        self.depth += 1
-        if self.depth > self.counters.max_recursion:
-            self.counters.max_recursion = self.depth
+        depth = self.depth + 1
+        self.depth = depth
+        counters = self.counters
+        if depth > counters.max_recursion:
+            counters.max_recursion = depth
         try:
-            if self.fail_hook is not None and self.fail_hook(gfp, order, self.depth):
+            if self.fail_hook is not None and self.fail_hook(gfp, order, depth):
                 return self._fail(FAIL_INJECTED, order)
             k = kind if kind is not None else "misc"
             design = self.design
@@ -637,17 +639,16 @@ class PageAllocator:
                 if pfn < 0:
                     design.abort_alloc(token)
                     return -1
-            st = order + 1
             if movable is None:
-                st |= info.st_base
-            elif movable:
-                st |= AS_MOVABLE
+                st = info.st_base + order + 1
+            else:
+                st = order + 1 + (AS_MOVABLE if movable else 0)
             if kind is not None and kind[:4] == "meta":
                 st |= AS_META
-                self.counters.meta_allocs += 1
+                counters.meta_allocs += 1
             self.alloc_state[pfn] = st
             design.post_alloc(pfn, order, k, token)
-            self.counters.pgalloc += 1
+            counters.pgalloc += 1
             return pfn
         finally:
             self.depth -= 1
@@ -1335,7 +1336,8 @@ class PageAllocator:
         return -1
 
     def free_pages(self, pfn: int, order: int, cpu: int = 0) -> None:
-        """__free_pages(): to the pcp list for small orders, else to buddy."""
+        """__free_pages(): to the pcp list for small orders (free_unref_page(),
+        inlined: every free takes it), else to buddy."""
         astate = self.alloc_state
         st = astate[pfn] if 0 <= pfn < self.nr_pfns else 0
         if not st or st & AS_PCP or (st & AS_ORDER_MASK) != order + 1:
@@ -1344,35 +1346,31 @@ class PageAllocator:
             raise BadCall(f"cpu {cpu} out of range 0..{self.nr_cpus - 1}", pfn, order)
         self.in_free_path += 1
         try:
+            counters = self.counters
             if st & AS_META:
-                self.counters.meta_frees += 1
+                counters.meta_frees += 1
             self.design.free_prepare(pfn, order)
-            astate[pfn] = 0
-            self.counters.pgfree += 1
+            counters.pgfree += 1
             z = self.zones[self.zid_of_pfn[pfn]]
-            if self._pcp_ok[order]:
-                self.free_unref_page(z, pfn, order, cpu)
-            else:
-                self.free_one_page(z, pfn, order, self.pb_mt[pfn >> self.pageblock_order], FPI_NONE)
-        finally:
-            self.in_free_path -= 1
-
-    def free_unref_page(self, z: Zone, pfn: int, order: int, cpu: int) -> None:
-        mt = self.pb_mt[pfn >> self.pageblock_order]
-        if mt >= MIGRATE_PCPTYPES:
-            if mt == MIGRATE_ISOLATE:
+            mt = self.pb_mt[pfn >> self.pageblock_order]
+            if not self._pcp_ok[order] or mt == MIGRATE_ISOLATE:
+                astate[pfn] = 0
                 self.free_one_page(z, pfn, order, mt, FPI_NONE)
                 return
-            mt = MIGRATE_MOVABLE
-        pcp = z.pcp[cpu]
-        pindex = MIGRATE_PCPTYPES * order + mt if order <= PAGE_ALLOC_COSTLY_ORDER else self._pindex(order, mt)
-        pcp.lists[pindex].appendleft(pfn)
-        self.alloc_state[pfn] = AS_PCP | (order + 1)
-        pcp.count += 1 << order
-        free_high = bool(pcp.free_factor and order and order <= PAGE_ALLOC_COSTLY_ORDER)
-        high = 0 if free_high else pcp.high
-        if pcp.count >= high:
-            self.free_pcppages_bulk(z, self._nr_pcp_free(pcp, high, pcp.batch, free_high), pcp, pindex)
+            # free_unref_page() / free_unref_page_commit()
+            if mt >= MIGRATE_PCPTYPES:
+                mt = MIGRATE_MOVABLE
+            pcp = z.pcp[cpu]
+            pindex = MIGRATE_PCPTYPES * order + mt if order <= PAGE_ALLOC_COSTLY_ORDER else self._pindex(order, mt)
+            pcp.lists[pindex].appendleft(pfn)
+            astate[pfn] = AS_PCP | (order + 1)
+            pcp.count += 1 << order
+            free_high = bool(pcp.free_factor and order and order <= PAGE_ALLOC_COSTLY_ORDER)
+            high = 0 if free_high else pcp.high
+            if pcp.count >= high:
+                self.free_pcppages_bulk(z, self._nr_pcp_free(pcp, high, pcp.batch, free_high), pcp, pindex)
+        finally:
+            self.in_free_path -= 1
 
     @staticmethod
     def _nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int:
@@ -1459,13 +1457,15 @@ class PageAllocator:
     def __free_one_page(self, pfn: int, z: Zone, order: int, mt: int, fpi: int) -> None:
         """__free_one_page(): merge with free buddies up to MAX_PAGE_ORDER."""
         d = self.design
+        page_is_buddy = d.page_is_buddy
+        nr_free = z.nr_free
         zid = z.zid
         pbo = self.pageblock_order
         self._account(z, 1 << order, mt)
         buddy = 0
         while order < MAX_PAGE_ORDER:
             buddy = pfn ^ (1 << order)
-            if not d.page_is_buddy(buddy, order, zid):
+            if not page_is_buddy(buddy, order, zid):
                 break
             if order >= pbo:
                 bmt = self.pb_mt[buddy >> pbo]
@@ -1474,7 +1474,7 @@ class PageAllocator:
             else:
                 bmt = mt
             d.del_from_free_list(buddy, order)
-            z.nr_free[order] -= 1
+            nr_free[order] -= 1
             if bmt != mt and not self.k61:
                 # 6.19: match the buddy's pageblock(s) to the freeing type
                 b0 = buddy >> pbo
@@ -1487,11 +1487,11 @@ class PageAllocator:
         elif order < MAX_PAGE_ORDER - 1:
             # buddy_merge_likely(): is the next-order buddy of the merged block free?
             higher = (buddy & pfn) ^ (1 << (order + 1))
-            tail = d.page_is_buddy(higher, order + 1, zid)
+            tail = page_is_buddy(higher, order + 1, zid)
         else:
             tail = False
         d.add_to_free_list(pfn, order, list_id(zid, order, mt), tail)
-        z.nr_free[order] += 1
+        nr_free[order] += 1
 
     # ------------------------------------------------------------------------------
     # taking specific free pages (pfn-exact replay, alloc_contig_range, isolation)

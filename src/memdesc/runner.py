@@ -9,6 +9,7 @@ counted); a Free of a handle never allocated is a workload error.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,6 +21,8 @@ from .check import CheckReport, check_allocator
 from .mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
 from .page_alloc import BadCall, MemdescError, PageAllocator
 from .workloads.events import Alloc, Compact, ContigAlloc, ContigFree, Free, Mark, Offline, Online
+
+GC_THRESHOLD0 = 50_000  # cyclic GC generation-0 threshold while Runner.run() replays
 
 
 class RunError(MemdescError):
@@ -111,19 +114,54 @@ class Runner:
             "dynamic_metadata_bytes": md.get("dynamic_bytes", 0),
         })
 
+    def _next_stop(self, ops: int, max_ops: int | None) -> int:
+        """The next op count at which the loop has something to do besides replaying:
+        a check, a sample, a progress report or the end (one compare per op)."""
+        nxt = [max_ops if max_ops is not None else 1 << 62]
+        for every in (self.check_every, self.sample_every, 0x4000 if self.progress is not None else 0):
+            if every:
+                nxt.append((ops // every + 1) * every)
+        return min(nxt)
+
+    def _at_stop(self, ops: int) -> None:
+        res = self.result
+        if self.check_every and ops % self.check_every == 0:
+            self.check()
+        if self.sample_every and ops % self.sample_every == 0:
+            if len(self.handles) > res.peak_live_handles:
+                res.peak_live_handles = len(self.handles)
+            self.sample()
+        if self.progress is not None and ops & 0x3FFF == 0:
+            self.progress(ops)
+
     def run(self, events: Iterable[Any], max_ops: int | None = None) -> RunResult:
+        """Replay ``events`` (until ``max_ops`` ops in total have run).
+
+        The loop keeps its counters in locals and writes them back to ``result``
+        before anything that may read them (checks, samples, progress, other events)
+        and when it ends, also by an exception.  The cyclic GC's generation-0 threshold
+        is raised to ``GC_THRESHOLD0`` while it runs and restored after."""
         a = self.alloc
         res = self.result
         handles = self.handles
         rev = self.rev
         alloc_pages = a.alloc_pages
         free_pages = a.free_pages
-        check_every = self.check_every
-        sample_every = self.sample_every
-        progress = self.progress
+        pfn_exact = self.pfn_exact
         attempts = res.alloc_attempts_order
         success = res.alloc_success_order
         ops = res.ops
+        allocs = res.allocs
+        frees = res.frees
+        ignored = res.ignored_frees
+        if max_ops is not None and ops >= max_ops:
+            return res
+        stop = self._next_stop(ops, max_ops)
+        # The replay makes millions of short-lived acyclic objects (events, regex
+        # match tuples); at the default threshold the cyclic GC runs every 700 of
+        # them and walks the young ones each time, ~5 % of a trace replay.
+        gc_threshold = gc.get_threshold()
+        gc.set_threshold(max(gc_threshold[0], GC_THRESHOLD0), *gc_threshold[1:])
         t0 = time.perf_counter()
         try:
             for ev in events:
@@ -134,9 +172,8 @@ class Runner:
                         self._bad(ev, "duplicate_handle", f"alloc of handle {h} which is still live")
                         continue
                     order = ev.order
-                    attempts[order] += 1
                     try:
-                        if self.pfn_exact and ev.pfn >= 0:
+                        if pfn_exact and ev.pfn >= 0:
                             pfn = a.alloc_pages_at(ev.gfp, order, ev.pfn, ev.kind)
                             if pfn >= 0:
                                 res.pfn_exact_hits += 1
@@ -148,7 +185,8 @@ class Runner:
                     except BadCall as e:
                         self._bad(ev, "bad_alloc", str(e))
                         continue
-                    res.allocs += 1
+                    attempts[order] += 1
+                    allocs += 1
                     if pfn >= 0:
                         handles[h] = pfn << 4 | order
                         rev[pfn] = h
@@ -156,43 +194,41 @@ class Runner:
                     else:
                         res.alloc_failures += 1
                 elif t is Free:
-                    v = handles.pop(ev.handle, None)
+                    h = ev.handle
+                    v = handles.pop(h, None)
                     if v is None:
-                        res.ignored_frees += 1
+                        ignored += 1
                     else:
                         pfn = v >> 4
                         order = v & 15
                         if ev.order >= 0 and ev.order != order:
-                            handles[ev.handle] = v
+                            handles[h] = v
                             self._bad(ev, "free_order_mismatch",
-                                      f"free of handle {ev.handle} with order {ev.order}, allocated with order {order}")
+                                      f"free of handle {h} with order {ev.order}, allocated with order {order}")
                             continue
                         del rev[pfn]
                         try:
                             free_pages(pfn, order, ev.cpu)
                         except BadCall as e:
-                            handles[ev.handle] = v
-                            rev[pfn] = ev.handle
+                            handles[h] = v
+                            rev[pfn] = h
                             self._bad(ev, "bad_free", str(e))
                             continue
-                        res.frees += 1
+                        frees += 1
                 else:
+                    res.ops, res.allocs, res.frees, res.ignored_frees = ops, allocs, frees, ignored
                     self._other(ev)
                     continue
                 ops += 1
-                res.ops = ops
-                if check_every and ops % check_every == 0:
-                    self.check()
-                if sample_every and ops % sample_every == 0:
-                    if len(handles) > res.peak_live_handles:
-                        res.peak_live_handles = len(handles)
-                    self.sample()
-                if progress is not None and ops & 0x3FFF == 0:
-                    progress(ops)
-                if max_ops is not None and ops >= max_ops:
-                    break
+                if ops >= stop:
+                    res.ops, res.allocs, res.frees, res.ignored_frees = ops, allocs, frees, ignored
+                    self._at_stop(ops)
+                    if max_ops is not None and ops >= max_ops:
+                        break
+                    stop = self._next_stop(ops, max_ops)
         finally:
-            res.ops = ops
+            gc.set_threshold(*gc_threshold)
+            res.ops, res.allocs, res.frees, res.ignored_frees = ops, allocs, frees, ignored
             res.elapsed += time.perf_counter() - t0
             if len(handles) > res.peak_live_handles:
                 res.peak_live_handles = len(handles)

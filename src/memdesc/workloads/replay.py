@@ -59,7 +59,7 @@ from typing import Any
 from ..gfp import format_gfp
 from ..mmzone import MIGRATETYPE_NAMES
 from .events import Alloc, Event, Free, Mark
-from .trace import _NULL_PAGES, ORDER_OF, ParseStats, TraceRecord, _BlockSource, read_trace
+from .trace import COUNTED_MARKS, ORDER_OF, ParseStats, TraceRecord, _BlockSource, read_trace
 
 __all__ = ["ReplayStats", "render_trace_stats", "trace_events", "trace_stats"]
 
@@ -387,35 +387,36 @@ def trace_events(
     reader = src_.reader
     slow = reader.slow
     gfp_cache = reader.gfp_cache
-    null_pages = _NULL_PAGES
     order_of = ORDER_OF
     rshift = _REGION_SHIFT
+    marks = [m for _, m in COUNTED_MARKS]
     cpus: dict[str, int] = {}
     name = ""
     src: str | None = None
-    n_alloc = n_free = n_batched = n_locked = n_drain = 0
-    lineno = 0
+    n_alloc = n_free = 0
+    in_slow = [0] * len(marks)  # counted-event names inside lines of this block given to the line parser
+    block = ""
+    base = lineno = 0
+    block_done = True
     try:
         for base, block in src_.blocks():
             lineno = base
+            block_done = False
             block_lines: list[str] | None = None
-            for cpu_s, page, apfn, aord, gfp_s, fpfn, ford, batched, locked, drain, rest in src_.findall(block):
+            for cpu_s, apfn, aord, gfp_s, fpfn, ford, rest in src_.findall(block):
                 lineno += 1
                 if with_src:
                     name = name or os.path.basename(st.path)
                     src = f"{name}:{lineno}"
                 if apfn:
                     gfp = gfp_cache.get(gfp_s)
-                    if gfp is None:  # first sight of this gfp string: the line parser
+                    pfn = int(apfn, 16)
+                    if gfp is None or not pfn:  # first sight of this gfp string, or a NULL page
                         if block_lines is None:
                             block_lines = block.split("\n")
                         rest = block_lines[lineno - base - 1]
                     else:
                         n_alloc += 1
-                        pfn = int(apfn, 16)
-                        if pfn == 0 and page in null_pages:
-                            st.failed_allocs += 1
-                            continue
                         if pfn_filter is not None and not pfn_filter(pfn):
                             st.filtered += 1
                             continue
@@ -463,44 +464,47 @@ def trace_events(
                         for ev in rp.free(pfn, order, cpu, lineno, src):
                             yield ev
                     continue
-                elif batched:
-                    n_batched += 1
-                    continue
-                elif locked:
-                    n_locked += 1
-                    continue
-                elif drain:
-                    n_drain += 1
-                    continue
+                elif not rest:
+                    continue  # a counted-only line: counted for the whole block below
                 # any other line: the line parser, then the general replay
+                for i, m in enumerate(marks):
+                    in_slow[i] += rest.count(m)
                 rec = slow(rest, lineno)
                 if rec is not None:
                     st.last_lineno = lineno
                     for ev in rp.record(rec, src, pfn_filter):
                         yield ev
-            # hot-path counters are added once per block
-            if n_alloc or n_free or n_batched or n_locked or n_drain:
-                n_alloc, n_free, n_batched, n_locked, n_drain = _flush(
-                    st, n_alloc, n_free, n_batched, n_locked, n_drain)
+            block_done = True
+            n_alloc, n_free = _flush(st, n_alloc, n_free, block, in_slow)
         st.live_blocks = len(live)
     finally:
-        _flush(st, n_alloc, n_free, n_batched, n_locked, n_drain)
+        if not block_done:  # stopped inside a block: count the lines handed out so far
+            end_ = 0
+            for _ in range(lineno - base):
+                end_ = block.index("\n", end_) + 1
+            block = block[:end_]
+        _flush(st, n_alloc, n_free, block if not block_done else "", in_slow)
         st.lines = lineno
 
 
-def _flush(st: ReplayStats, n_alloc: int, n_free: int, n_batched: int, n_locked: int,
-           n_drain: int) -> tuple[int, int, int, int, int]:
+def _flush(st: ReplayStats, n_alloc: int, n_free: int, text: str, in_slow: list[int]) -> tuple[int, int]:
+    """Add the hot-path counters and the counted-only lines of ``text`` (a block or
+    the part of it handed out) to ``st``; resets ``in_slow``."""
     rc = st.records
     rc["mm_page_alloc"] += n_alloc
     rc["mm_page_free"] += n_free
-    rc["mm_page_free_batched"] += n_batched
-    rc["mm_page_alloc_zone_locked"] += n_locked
-    rc["mm_page_pcpu_drain"] += n_drain
-    st.batched_skipped += n_batched
-    st.zone_locked += n_locked
-    st.pcpu_drain += n_drain
-    st.pcp_events += n_locked + n_drain
-    return 0, 0, 0, 0, 0
+    if text:
+        n = [text.count(m) - k for (_, m), k in zip(COUNTED_MARKS, in_slow, strict=True)]
+        for (event, _), k in zip(COUNTED_MARKS, n, strict=True):
+            rc[event] += k
+        n_batched, n_locked, n_drain = n
+        st.batched_skipped += n_batched
+        st.zone_locked += n_locked
+        st.pcpu_drain += n_drain
+        st.pcp_events += n_locked + n_drain
+    for i in range(len(in_slow)):
+        in_slow[i] = 0
+    return 0, 0
 
 
 def _record_events(
