@@ -208,18 +208,19 @@ def test_i386_highmem_only_for_highmem_requests():
     a.check()
 
 
+@pytest.mark.parametrize("design", ["linked", "embedded"])
 @pytest.mark.parametrize("spec,profile,kernel", [
     ("x86_64:1G,cma=128M", "synthetic:cma", "6.1"),
     ("x86_64:1G,cma=128M", "synthetic:cma", "6.19"),
     ("x86_64:1G", "synthetic:mixed", "6.19"),
     ("i386:1G", "synthetic:anon-thp", "6.1"),
 ])
-def test_refill_split_run_matches_step_by_step(monkeypatch, spec, profile, kernel):
+def test_refill_split_run_matches_step_by_step(monkeypatch, spec, profile, kernel, design):
     """rmqueue_bulk's split-run shortcut (Design.unlink_split_run) leaves exactly the
     memmap, lists, pcp lists and counters that one __rmqueue() per page leaves."""
     import numpy as np
 
-    from memdesc.designs.linked import LinkedDesign
+    from memdesc.designs import get_design
     from memdesc.runner import Runner
     from memdesc.workloads import open_workload
 
@@ -228,8 +229,8 @@ def test_refill_split_run_matches_step_by_step(monkeypatch, spec, profile, kerne
 
     def run(shortcut):
         if not shortcut:
-            monkeypatch.setattr(LinkedDesign, "unlink_split_run", lambda self, *a: False)
-        a = PageAllocator(m, kernel=kernel)
+            monkeypatch.setattr(get_design(design), "unlink_split_run", lambda self, *a: False)
+        a = PageAllocator(m, kernel=kernel, design=design)
         Runner(a).run(events)
         monkeypatch.undo()
         a.check()
