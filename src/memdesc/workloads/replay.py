@@ -42,9 +42,11 @@ Replay semantics (also in docs/workloads-traces.md):
 
 Events carry ``src=None`` on the hot path (set ``with_src=True`` for
 ``"file:line"`` strings); ``stats.last_lineno`` always names the line of the event
-most recently yielded, so a runner can report ``stats.where()`` on error.  Counters of
-lines that are only counted (batched frees, pcp traffic, ``records``) are added once
-per block of input (~1 MiB) and are exact once the stream ends or is closed.
+most recently yielded, so a runner can report ``stats.where()`` on error.  The
+``records`` counts, the counters of lines that are only counted (batched frees, pcp
+traffic) and ``allocs``/``frees`` (with their ``*_events``) are added once per block
+of input (~1 MiB) and are exact once the stream ends or is closed; ``live_pages`` and
+the other counters are current at every event.
 """
 
 from __future__ import annotations
@@ -393,7 +395,8 @@ def trace_events(
     cpus: dict[str, int] = {}
     name = ""
     src: str | None = None
-    n_alloc = n_free = 0
+    n_alloc = n_free = 0  # mm_page_alloc / mm_page_free lines taken by the block pattern
+    hot_allocs = hot_frees = 0  # of those, order-0 ones replayed inline (no _Replay call)
     in_slow = [0] * len(marks)  # counted-event names inside lines of this block given to the line parser
     block = ""
     base = lineno = 0
@@ -433,8 +436,7 @@ def trace_events(
                         rp.next_handle = h + 1
                         live[pfn] = (h, 0, gfp, pfn)
                         freed.discard(pfn)
-                        st.allocs += 1
-                        st.alloc_events += 1
+                        hot_allocs += 1
                         lp = st.live_pages + 1
                         st.live_pages = lp
                         if lp > st.peak_live_pages:
@@ -456,8 +458,7 @@ def trace_events(
                     if e is not None and e[1] == 0 and order == 0:
                         del live[pfn]
                         freed.add(pfn)
-                        st.frees += 1
-                        st.free_events += 1
+                        hot_frees += 1
                         st.live_pages -= 1
                         yield Free(e[0], 0, cpu, src)
                     else:
@@ -475,7 +476,8 @@ def trace_events(
                     for ev in rp.record(rec, src, pfn_filter):
                         yield ev
             block_done = True
-            n_alloc, n_free = _flush(st, n_alloc, n_free, block, in_slow)
+            n_alloc = n_free = hot_allocs = hot_frees = _flush(st, n_alloc, n_free, hot_allocs, hot_frees,
+                                                               block, in_slow)
         st.live_blocks = len(live)
     finally:
         if not block_done:  # stopped inside a block: count the lines handed out so far
@@ -483,16 +485,21 @@ def trace_events(
             for _ in range(lineno - base):
                 end_ = block.index("\n", end_) + 1
             block = block[:end_]
-        _flush(st, n_alloc, n_free, block if not block_done else "", in_slow)
+        _flush(st, n_alloc, n_free, hot_allocs, hot_frees, block if not block_done else "", in_slow)
         st.lines = lineno
 
 
-def _flush(st: ReplayStats, n_alloc: int, n_free: int, text: str, in_slow: list[int]) -> tuple[int, int]:
+def _flush(st: ReplayStats, n_alloc: int, n_free: int, hot_allocs: int, hot_frees: int, text: str,
+           in_slow: list[int]) -> int:
     """Add the hot-path counters and the counted-only lines of ``text`` (a block or
-    the part of it handed out) to ``st``; resets ``in_slow``."""
+    the part of it handed out) to ``st``; resets ``in_slow``; returns 0."""
     rc = st.records
     rc["mm_page_alloc"] += n_alloc
     rc["mm_page_free"] += n_free
+    st.allocs += hot_allocs
+    st.alloc_events += hot_allocs
+    st.frees += hot_frees
+    st.free_events += hot_frees
     if text:
         n = [text.count(m) - k for (_, m), k in zip(COUNTED_MARKS, in_slow, strict=True)]
         for (event, _), k in zip(COUNTED_MARKS, n, strict=True):
@@ -504,7 +511,7 @@ def _flush(st: ReplayStats, n_alloc: int, n_free: int, text: str, in_slow: list[
         st.pcp_events += n_locked + n_drain
     for i in range(len(in_slow)):
         in_slow[i] = 0
-    return 0, 0
+    return 0
 
 
 def _record_events(

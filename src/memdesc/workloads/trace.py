@@ -72,6 +72,7 @@ MARK_EVENT = "tracing_mark_write"
 MAX_TRACE_ORDER = 20  # larger orders than any kernel's MAX_PAGE_ORDER: malformed input
 _MAX_EXAMPLES = 20
 _GFP_CACHE_MAX = 4096
+_DETECT_LINES = 200  # lines detect_format() sees
 
 
 class TraceParseError(ValueError):
@@ -527,7 +528,7 @@ def read_trace(
     lineno = 0
     try:
         text = lines._text
-        head = list(itertools.islice(text, 200))
+        head = list(itertools.islice(text, _DETECT_LINES))
         fmt = detect_format(head)
         stats.format = fmt
         hot = _HOT.get(fmt, _HOT["tracefs"]).match
@@ -676,6 +677,9 @@ class _BlockSource:
                         return
                     if block[-1] != "\n":
                         block += readline()
+                    if self.findall is None:  # the format is told from 200 lines, as read_trace does
+                        while block.count("\n") < _DETECT_LINES and (more := readline()):
+                            block += more
                 except _STREAM_ERRORS as e:
                     comp = self.lines.compression
                     what = f"corrupt or truncated {comp} data" if comp != "none" else "read error"
@@ -683,7 +687,7 @@ class _BlockSource:
                 if block[-1] != "\n":
                     block += "\n"  # last line without a newline
                 if self.findall is None:
-                    fmt = detect_format(block.split("\n", 200)[:200])
+                    fmt = detect_format(block.split("\n", _DETECT_LINES)[:_DETECT_LINES])
                     self.stats.format = fmt
                     self.findall = _block_pattern(fmt, len(self.reader.mtmap)).findall
                 yield n, block
