@@ -242,3 +242,31 @@ def test_refill_split_run_matches_step_by_step(monkeypatch, spec, profile, kerne
     assert np.array_equal(fast[0], slow[0])
     assert fast[1:] == slow[1:]
     assert fast[5].zone_locked > 1000  # the refills did run
+
+
+@pytest.mark.parametrize("kernel,claims", [("6.19", 1), ("6.1", 0)])
+def test_refill_remembers_fallback_mode(monkeypatch, kernel, claims):
+    """6.19 rmqueue_bulk() keeps enum rmqueue_mode across its iterations: once it had to
+    steal, the rest of the refill steals without retrying the claim (6.1 has no claim
+    step: every page goes through __rmqueue_fallback())."""
+    from collections import deque
+
+    a = mk("x86_64:256M", kernel=kernel, pcp=False)
+    z = [z for z in a.zones if z.ztype == ZoneType.DMA32][0]
+    calls = {"claim": 0}
+
+    def no_claim(self, *args):
+        calls["claim"] += 1
+        return -1
+
+    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_claim", no_claim)
+    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_fallback_61", lambda self, *args: False)
+    steal = PageAllocator._PageAllocator__rmqueue_steal
+    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_steal", lambda self, *args: -1)
+    while any(a.free_count(z, o, MIGRATE_UNMOVABLE) for o in range(11)):
+        assert a.alloc_pages(G.GFP_KERNEL, 0) >= 0  # use up every UNMOVABLE free block
+    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_steal", steal)
+    calls["claim"] = 0
+    got = a.rmqueue_bulk(z, 0, 16, deque(), MIGRATE_UNMOVABLE, 0)
+    assert calls["claim"] == claims
+    assert got == (16 if kernel == "6.19" else 0)

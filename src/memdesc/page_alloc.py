@@ -102,6 +102,8 @@ AS_PINNED = 0x40  # long-term pinned: migration refuses
 AS_PCP = 0x80  # sitting on a per-CPU list (free to the user, allocated to buddy)
 
 HPAGE_PMD_ORDER = 9
+# enum rmqueue_mode (6.19 __rmqueue(), kept across one rmqueue_bulk())
+RMQUEUE_NORMAL, RMQUEUE_CMA, RMQUEUE_CLAIM, RMQUEUE_STEAL = range(4)
 X86_LOW_RESERVE_END = 0x100  # pfn of 1 MiB
 # module-level aliases: inside class bodies Python would mangle G.__GFP_* names
 _GFP_KSWAPD_RECLAIM = getattr(G, "__GFP_KSWAPD_RECLAIM")
@@ -861,7 +863,8 @@ class PageAllocator:
         The common step of __rmqueue() -- no CMA balancing due, and
         __rmqueue_smallest() finds a block of ``mt`` itself -- is inlined (with the
         accounting of a pcp migratetype, which touches only NR_FREE_PAGES); any other
-        step calls __rmqueue(), which starts over and takes the same decisions."""
+        step calls __rmqueue(), which starts over and takes the same decisions.  6.19
+        keeps an ``enum rmqueue_mode`` across the iterations (see __rmqueue())."""
         st = AS_PCP | (order + 1)
         astate = self.alloc_state
         d = self.design
@@ -874,10 +877,11 @@ class PageAllocator:
         lid_end = list_id(z.zid, NR_PAGE_ORDERS - 1, mt) + 1
         cma = alloc_flags & ALLOC_CMA
         run_ok = not self._design_split
+        mode = [RMQUEUE_NORMAL]  # 6.19 enum rmqueue_mode rmqm
         i = 0
         while i < count:
             pfn = -1
-            if not (cma and z.nr_free_cma > z.free_pages // 2):
+            if mode[0] == RMQUEUE_NORMAL and not (cma and z.nr_free_cma > z.free_pages // 2):
                 co = order
                 for lid in range(lid0, lid_end, MIGRATE_TYPES):
                     if nr_free[co]:  # no block of this order in any list: skip the peek
@@ -886,7 +890,7 @@ class PageAllocator:
                             break
                     co += 1
             if pfn < 0:
-                pfn = self.__rmqueue(z, order, mt, alloc_flags)
+                pfn = self.__rmqueue(z, order, mt, alloc_flags, mode)
                 if pfn < 0:
                     return i
                 self._account(z, -nr, self._list_mt)
@@ -1005,30 +1009,51 @@ class PageAllocator:
                 add(pfn + size, high, lid, False)
                 nr_free[high] += 1
 
-    def __rmqueue(self, z: Zone, order: int, mt: int, alloc_flags: int) -> int:
-        """__rmqueue(): CMA balancing, requested type, CMA, then fallback."""
+    def __rmqueue(self, z: Zone, order: int, mt: int, alloc_flags: int, mode: list[int] | None = None) -> int:
+        """__rmqueue(): CMA balancing, requested type, CMA, then fallback.
+
+        6.19 (since 6.16, "speed up fallbacks in rmqueue_bulk()"): ``mode`` is
+        rmqueue_bulk()'s ``enum rmqueue_mode``, kept across its iterations, so a refill
+        that had to fall back skips the searches that failed before: CMA mode starts at
+        the CMA fallback, steal mode goes straight to stealing, a claim resets it."""
         if alloc_flags & ALLOC_CMA and z.nr_free_cma > z.free_pages // 2:
             pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
             if pfn >= 0:
                 return pfn
-        while True:
+        if self.k61:
+            while True:
+                pfn = self.__rmqueue_smallest(z, order, mt)
+                if pfn >= 0:
+                    return pfn
+                if alloc_flags & ALLOC_CMA:
+                    pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
+                    if pfn >= 0:
+                        return pfn
+                if not self.__rmqueue_fallback_61(z, order, mt, alloc_flags):
+                    return -1
+        m = mode[0] if mode is not None else RMQUEUE_NORMAL
+        if m <= RMQUEUE_NORMAL:
             pfn = self.__rmqueue_smallest(z, order, mt)
             if pfn >= 0:
                 return pfn
-            if alloc_flags & ALLOC_CMA:
-                pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
-                if pfn >= 0:
-                    return pfn
-            if self.k61:
-                if not self.__rmqueue_fallback_61(z, order, mt, alloc_flags):
-                    return -1
-                continue
+        if m <= RMQUEUE_CMA and alloc_flags & ALLOC_CMA:
+            pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
+            if pfn >= 0:
+                if mode is not None:
+                    mode[0] = RMQUEUE_CMA
+                return pfn
+        if m <= RMQUEUE_CLAIM:
             pfn = self.__rmqueue_claim(z, order, mt, alloc_flags)
             if pfn >= 0:
+                if mode is not None:
+                    mode[0] = RMQUEUE_NORMAL  # the preferred free list is replenished
                 return pfn
-            if not alloc_flags & ALLOC_NOFRAGMENT:
-                return self.__rmqueue_steal(z, order, mt)
-            return -1
+        if not alloc_flags & ALLOC_NOFRAGMENT:
+            pfn = self.__rmqueue_steal(z, order, mt)
+            if pfn >= 0 and mode is not None:
+                mode[0] = RMQUEUE_STEAL
+            return pfn
+        return -1
 
     # -- fallback ----------------------------------------------------------------------
     def can_steal_fallback(self, order: int, start_mt: int) -> bool:
