@@ -230,6 +230,7 @@ class PageAllocator:
             raise MemdescError(f"unknown kernel {kernel!r} (known: {', '.join(G.KERNELS)})")
         self.machine = machine
         self.kernel = kernel
+        self.booted = False  # True once memblock_free_all and the watermarks are done
         self.k61 = kernel == "6.1"
         self.pcp_enabled = pcp
         self.thp = thp
@@ -380,6 +381,8 @@ class PageAllocator:
             for s, e in _runs(seg):
                 self._free_range_boot(z, z.start_pfn + s, z.start_pfn + e)
         self.setup_per_zone_wmarks()
+        self.booted = True
+        self.design.boot_done()
 
     def _take_top(self, z: Zone, count: int, cma: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """memblock allocates top-down: the highest present, non-CMA pfns of the zone."""

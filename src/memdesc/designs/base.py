@@ -65,6 +65,10 @@ class Design:
         """Mark [start, end) PageReserved (holes, memblock reservations)."""
         raise NotImplementedError
 
+    def boot_done(self) -> None:
+        """Optional hook: memblock_free_all() and the watermarks are done
+        (``alloc.booted`` is True from here on); the allocator is open for business."""
+
     # -- free lists ------------------------------------------------------------------
     def add_to_free_list(self, pfn: int, order: int, lid: int, tail: bool) -> None:
         raise NotImplementedError

@@ -361,7 +361,7 @@ class RadixDequeDesign(Design):
         if self.offbook:
             return MODE_OFFBOOK
         a = self.alloc
-        if not hasattr(a, "min_free_kbytes"):
+        if not a.booted:
             return MODE_NONE  # boot (memblock_free_all): defer, drained by the first allocation
         if self.policy == "borrow" and a.in_free_path and not self._busy:
             return MODE_FREEPATH
@@ -440,7 +440,7 @@ class RadixDequeDesign(Design):
         self.dtail[lid] = pfn
         self.dcount[lid] += 1
         self.ndeferred += 1
-        if hasattr(self.alloc, "min_free_kbytes"):
+        if self.alloc.booted:
             self.deferred_events += 1
             if self.alloc.in_free_path:
                 self.deferred_free_path += 1
@@ -530,7 +530,7 @@ class RadixDequeDesign(Design):
     def add_to_free_list(self, pfn: int, order: int, lid: int, tail: bool) -> None:
         if self._try_insert(pfn, lid, tail, self._mode()):
             return
-        if self.policy in ("self", "movable-nodes") and hasattr(self.alloc, "min_free_kbytes") \
+        if self.policy in ("self", "movable-nodes") and self.alloc.booted \
                 and not self.offbook and self._carve_ok(pfn):
             self._carve(pfn, order, lid, tail)
             return
@@ -637,7 +637,7 @@ class RadixDequeDesign(Design):
     def maintain(self) -> None:
         """Allocation path (may allocate, may fail): drain deferred blocks into their
         trees, refill the node reserve, give surplus empty node pages back."""
-        if self._busy or not hasattr(self.alloc, "min_free_kbytes"):
+        if self._busy or not self.alloc.booted:
             return
         self._busy = True
         try:
