@@ -16,17 +16,19 @@ Stream contract (what the runner may rely on):
 * the same (name, ops, seed, total_pages, params) gives the same stream, on any platform.
 
 Generators are lazy and cheap: integer draws from one ``random.Random(seed)``, live
-blocks kept as packed ints (``handle << 12 | cpu << 4 | order``) in plain lists, and no
-per-event object beyond the event dataclass itself. Memory is bounded by the number of
-live handles, never by ``ops``.
+blocks kept as packed ints (``handle + ((cpu << 4 | order) << shift)``, see ``_TAGS``)
+in plain lists, and no per-event object beyond the event dataclass itself. Memory is
+bounded by the number of live handles, never by ``ops``.
 """
 
 from __future__ import annotations
 
 import random
+from bisect import bisect
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from itertools import repeat
 
 from .. import gfp as G
 from .events import Alloc, ContigAlloc, ContigFree, Event, Free
@@ -62,7 +64,11 @@ GFP_KMALLOC_LARGE = G.GFP_KERNEL | _COMP | _NOWARN | _NORETRY
 GFP_SKB_FRAG = G.GFP_ATOMIC | _COMP | _NOWARN | _NORETRY  # skb_page_frag_refill()
 
 _MAX_CPUS = 256
-_ENTRY_SHIFT = 12  # packed live entry: handle << 12 | cpu << 4 | order
+
+# A live block is one int: handle + (tag << shift), tag = cpu << 4 | order, with the
+# shift from _tag_shift() above every handle of the stream. The commonest block, order 0
+# on CPU 0, is its bare handle; any other decodes with one lookup here.
+_TAGS = tuple((tag & 15, tag >> 4, 1 << (tag & 15)) for tag in range(_MAX_CPUS << 4))  # (order, cpu, pages)
 
 
 class SyntheticError(ValueError):
@@ -159,6 +165,8 @@ def synthetic_events(
         raise SyntheticError(f"ops must be >= 0, got {ops}")
     if total_pages <= 0:
         raise SyntheticError(f"total_pages must be > 0, got {total_pages}")
+    if first_handle < 0:
+        raise SyntheticError(f"first_handle must be >= 0, got {first_handle}")
     merged = check_params(name, params)
     rng = random.Random(seed)
     return PROFILES[name].gen(rng, ops, total_pages, merged, first_handle)
@@ -203,6 +211,20 @@ def _gfp_61(gfp: int) -> int:
     return gfp
 
 
+def _tag_shift(first_handle: int, ops: int) -> int:
+    """Bit position of the tag in a packed live entry: above every handle of the stream
+    (handles are below ``first_handle + 2 * ops + 2``)."""
+    return (first_handle + 2 * ops + 2).bit_length()
+
+
+def _drain(entries: list[int], budget: int, tshift: int) -> Iterator[Free]:
+    """Free live entries (tag at bit ``tshift``), newest first, at most ``budget`` of them."""
+    hmask = (1 << tshift) - 1
+    for entry in reversed(entries[len(entries) - budget :] if budget < len(entries) else entries):
+        order, cpu, _pages = _TAGS[entry >> tshift]
+        yield Free(entry & hmask, order, cpu)
+
+
 def _target(op: int, base: int, peak: int, period: int, length: int) -> int:
     """Occupancy target (pages) at op ``op``: ``base``, raised to ``peak`` during the
     last ``length`` ops of every ``period`` (a pressure wave: the generator allocates
@@ -210,6 +232,21 @@ def _target(op: int, base: int, peak: int, period: int, length: int) -> int:
     if peak <= base or period <= 0 or length <= 0:
         return base
     return peak if op % period >= period - length else base
+
+
+# Alloc probabilities of _pool_engine far below, below and above its occupancy target:
+# 92, 75 and 35 % in 20-bit fixed point, shifted over the 12 class bits of a draw.
+_ALLOC_PROBS = (int(0.92 * (1 << 20)) << 12, int(0.75 * (1 << 20)) << 12, int(0.35 * (1 << 20)) << 12)
+
+
+def _alloc_bands(lo_mark: int, target: int, hard_cap: int) -> tuple[list[int], list[tuple[int, int, int]]]:
+    """Occupancy bands of ``_pool_engine``: with ``live`` pages, ``bands[bisect(edges,
+    live)]`` is ``(threshold, low, high)``: allocate when the 32-bit draw is below
+    ``threshold`` (always with nothing live, never at the hard cap), valid while
+    ``low <= live < high``."""
+    edges = [1, max(1, lo_mark), max(1, target), max(1, hard_cap)]
+    thresholds = (1 << 32, *_ALLOC_PROBS, 0)
+    return edges, list(zip(thresholds, [0, *edges], [*edges, 1 << 62], strict=True))
 
 
 def _pool_engine(
@@ -243,11 +280,20 @@ def _pool_engine(
     short: list[int] = []
     long: list[int] = []
     spop, lpop = short.pop, long.pop
-    # Table rows: (order, gfp, kind, pages, append-to-pool, burst).
-    table = [(o, g, k, 1 << o, long.append if lg else short.append, b) for (o, g, k, lg, b) in _class_table(classes)]
+    tshift = _tag_shift(first_handle, ops)
+    hmask = (1 << tshift) - 1
+    # Table rows: (order, gfp, kind, pages, append-to-pool, burst (0: none), tag << tshift
+    # on CPU 0); cpu_tag[cpu] adds a CPU's part of the tag.
+    table = [
+        (o, g, k, 1 << o, long.append if lg else short.append, b if b > 1 else 0, o << tshift)
+        for (o, g, k, lg, b) in _class_table(classes)
+    ]
     getrandbits = rng.getrandbits
     rand = rng.random
+    alloc, free, tags = Alloc, Free, _TAGS
     cpus = p["cpus"]
+    multi_cpu = cpus > 1
+    cpu_tag = [cpu << (tshift + 4) for cpu in range(cpus)]
     drain = p["drain_at_end"]
     base = int(p["occupancy"] * total_pages)
     peak = int(p["wave_peak"] * total_pages)
@@ -255,113 +301,107 @@ def _pool_engine(
     hard_cap = int(total_pages * 0.98)
     live_pages = 0
     handle = first_handle
-    burst_left = burst_cpu = 0
-    burst_cls: tuple = table[0]
+    burst_left = 0
+    burst_row: tuple = ()  # (order, gfp, kind, pages, append, cpu, tag) of the current burst
     contig_live: deque[int] = deque()
     next_contig = contig[0] if contig else ops
-    next_wave = next_check = next_drain = 0
-    if not drain:
-        next_drain = ops
-    target = lo_mark = base
-    # Alloc probabilities in 20-bit fixed point: far below target, below, above.
-    p_far, p_below, p_above = int(0.92 * (1 << 20)), int(0.75 * (1 << 20)), int(0.35 * (1 << 20))
+    next_wave = 0
+    next_drain = 0 if drain else ops
+    target = base
+    # The alloc threshold in force, thr, only changes when live_pages leaves [band_lo,
+    # band_hi) or the target moves.
+    thr = band_lo = band_hi = 0
+    edges: list[int] = []
+    bands: list[tuple[int, int, int]] = []
     window = short_window
+    # 1 + the short-window slot (counted back from the newest) of the 12 class bits,
+    # for a full window.
+    window_back = [1 + ((x * window) >> 12) for x in range(4096)]
     long_thr = int(long_free * (1 << 20))
     op = 0
-    for op in range(ops):  # noqa: B007 - op is used after the loop
-        if op == next_check:
-            if op == next_wave:
-                target = min(_target(op, base, peak, period, wlen), hard_cap)
-                lo_mark = target >> 1
-                next_wave += 1024
-            if op == next_contig:
-                every, kmin, kmax, align_cap, max_live = contig
-                k = kmin + int(rand() * (kmax - kmin + 1))
-                yield ContigAlloc(handle, 1 << k, k if k < align_cap else align_cap, True)
-                contig_live.append(handle)
-                handle += 1
-                if len(contig_live) > max_live:
-                    yield ContigFree(contig_live.popleft())
-                next_contig += every
-            if op == next_drain:
-                # The stream must end with frees only once ops left <= live handles;
-                # that needs at least (ops - op - live handles) // 2 more ops.
-                diff = ops - op - len(short) - len(long)
-                if diff <= 0:
-                    break
-                next_drain = op + max(1, diff // 2)
-            next_check = min(next_wave, next_contig, next_drain)
-        # One 32-bit draw: the high 20 bits decide alloc vs free (0 at the hard cap),
-        # the low 12 bits pick the class (alloc) or the slot in the short window (free).
-        r = getrandbits(32)
-        if (
-            burst_left
-            or r >> 12
-            < (
-                (p_far if live_pages < lo_mark else p_below)
-                if live_pages < target
-                else (p_above if live_pages < hard_cap else 0)
-            )
-            or not live_pages
-        ):
+    while op < ops:
+        if op == next_wave:
+            target = min(_target(op, base, peak, period, wlen), hard_cap)
+            edges, bands = _alloc_bands(target >> 1, target, hard_cap)
+            thr, band_lo, band_hi = bands[bisect(edges, live_pages)]
+            next_wave += 1024
+        if op == next_contig:
+            every, kmin, kmax, align_cap, max_live = contig
+            k = kmin + int(rand() * (kmax - kmin + 1))
+            yield ContigAlloc(handle, 1 << k, k if k < align_cap else align_cap, True)
+            contig_live.append(handle)
+            handle += 1
+            if len(contig_live) > max_live:
+                yield ContigFree(contig_live.popleft())
+            next_contig += every
+        if op == next_drain:
+            # The stream must end with frees only once ops left <= live handles;
+            # that needs at least (ops - op - live handles) // 2 more ops.
+            diff = ops - op - len(short) - len(long)
+            if diff <= 0:
+                break
+            next_drain = op + max(1, diff // 2)
+        # The ops up to the next check, one event each. One 32-bit draw per op: the high
+        # 20 bits decide alloc vs free (never at the hard cap), the low 12 bits pick the
+        # class (alloc) or the slot in the short window (free).
+        stop = min(next_wave, next_contig, next_drain, ops)
+        for r in map(getrandbits, repeat(32, stop - op)):
             if burst_left:
                 burst_left -= 1
-                order, gfp, kind, pages, append, _b = burst_cls
-                cpu = burst_cpu
-            else:
-                cls = table[r & 4095]
-                order, gfp, kind, pages, append, burst = cls
-                cpu = int(rand() * cpus) if cpus > 1 else 0
-                if burst > 1:
+                order, gfp, kind, pages, append, cpu, tag = burst_row
+            elif r < thr:
+                order, gfp, kind, pages, append, burst, tag = table[r & 4095]
+                cpu = 0
+                if multi_cpu:
+                    cpu = int(rand() * cpus)
+                    tag += cpu_tag[cpu]
+                if burst:
                     burst_left = int(rand() * burst)
-                    burst_cls, burst_cpu = cls, cpu
+                    burst_row = (order, gfp, kind, pages, append, cpu, tag)
+            else:
+                # Free: swap-remove, the last entry takes the freed slot.
+                if long and (not short or (live_pages > target and getrandbits(20) < long_thr)):
+                    n = len(long)
+                    i = (getrandbits(32) * n) >> 32
+                    if i < n - 1:
+                        entry = long[i]
+                        long[i] = lpop()
+                    else:
+                        entry = lpop()
+                else:
+                    n = len(short)
+                    back = window_back[r & 4095] if n > window else 1 + (((r & 4095) * n) >> 12)
+                    if back > 1:
+                        i = n - back
+                        entry = short[i]
+                        short[i] = spop()
+                    else:
+                        entry = spop()
+                if entry <= hmask:  # order 0 on CPU 0: the bare handle
+                    live_pages -= 1
+                    ev = free(entry, 0)
+                else:
+                    order, cpu, pages = tags[entry >> tshift]
+                    live_pages -= pages
+                    ev = free(entry & hmask, order, cpu)
+                if live_pages < band_lo:
+                    thr, band_lo, band_hi = bands[bisect(edges, live_pages)]
+                yield ev
+                continue
             live_pages += pages
+            if live_pages >= band_hi:
+                thr, band_lo, band_hi = bands[bisect(edges, live_pages)]
+            append(handle + tag if tag else handle)
             if cpu:
-                append((handle << 12) | (cpu << 4) | order)
-                yield Alloc(handle, order, gfp, kind, -1, cpu)
+                yield alloc(handle, order, gfp, kind, -1, cpu)
             else:
-                append((handle << 12) | order)
-                yield Alloc(handle, order, gfp, kind)
+                yield alloc(handle, order, gfp, kind)
             handle += 1
-        else:
-            if long and (not short or (live_pages > target and getrandbits(20) < long_thr)):
-                n = len(long)
-                i = (getrandbits(32) * n) >> 32
-                last = lpop()
-                if i < n - 1:
-                    entry = long[i]
-                    long[i] = last
-                else:
-                    entry = last
-            else:
-                n = len(short)
-                i = n - 1 - (((r & 4095) * (window if n > window else n)) >> 12)
-                last = spop()
-                if i < n - 1:
-                    entry = short[i]
-                    short[i] = last
-                else:
-                    entry = last
-            order = entry & 15
-            live_pages -= 1 << order
-            cpu = (entry >> 4) & 0xFF
-            if cpu:
-                yield Free(entry >> 12, order, cpu)
-            else:
-                yield Free(entry >> 12, order)
-    else:
-        op = ops
+        op = stop
     if drain:
-        yield from _drain(short + long, ops - op)
+        yield from _drain(short + long, ops - op, tshift)
         while contig_live:
             yield ContigFree(contig_live.popleft())
-
-
-def _drain(entries: list[int], budget: int) -> Iterator[Free]:
-    """Free live entries, newest first, at most ``budget`` of them."""
-    for entry in reversed(entries[len(entries) - budget :] if budget < len(entries) else entries):
-        cpu = (entry >> 4) & 0xFF
-        yield Free(entry >> _ENTRY_SHIFT, entry & 15, cpu)
 
 
 # --- profiles ---------------------------------------------------------------------
@@ -568,19 +608,26 @@ def _pagecache(rng: random.Random, ops: int, total_pages: int, p: dict, first: i
     s = p["sequential_ratio"]
     classes = [(w / seq_w * s, o, g, "file", False, 1) for w, o, g in seq]
     classes.append((1 - s, 0, GFP_FILE, "file", False, 1))
-    table = [(o, g, k, 1 << o) for (o, g, k, _lg, _b) in _class_table(classes)]
-    return _pagecache_gen(rng, ops, total_pages, p, first, table)
+    return _pagecache_gen(rng, ops, total_pages, p, first, classes)
 
 
 def _pagecache_gen(
-    rng: random.Random, ops: int, total_pages: int, p: dict, first: int, table: list[tuple]
+    rng: random.Random, ops: int, total_pages: int, p: dict, first: int, classes: list[tuple]
 ) -> Iterator[Event]:
     getrandbits = rng.getrandbits
     rand = rng.random
+    alloc, free, tags = Alloc, Free, _TAGS
+    tshift = _tag_shift(first, ops)
+    hmask = (1 << tshift) - 1
+    # Table rows: (order, gfp, kind, pages, tag << tshift on CPU 0); cpu_tag[cpu] adds a
+    # CPU's part of the tag.
+    table = [(o, g, k, 1 << o, o << tshift) for (o, g, k, _lg, _b) in _class_table(classes)]
     cpus, drain = p["cpus"], p["drain_at_end"]
+    multi_cpu = cpus > 1
+    cpu_tag = [cpu << (tshift + 4) for cpu in range(cpus)]
     high = min(int(p["high_mark"] * total_pages), int(total_pages * 0.98))
     frac = p["reclaim_fraction"]
-    trunc = int(p["truncate_ratio"] * (1 << 20))
+    trunc = int(p["truncate_ratio"] * (1 << 20)) << 12  # compared with a whole 32-bit draw
     lru: deque[int] = deque()
     popleft, pop, append = lru.popleft, lru.pop, lru.append
     live_pages = 0
@@ -588,48 +635,49 @@ def _pagecache_gen(
     reclaim_left = 0  # pages still to reclaim in the current wave
     next_drain = 0 if drain else ops
     op = 0
-    for op in range(ops):  # noqa: B007 - op is used after the loop
+    while op < ops:
         if op == next_drain:
             diff = ops - op - len(lru)
             if diff <= 0:
                 break
             next_drain = op + max(1, diff // 2)
-        if reclaim_left:
-            entry = popleft()
-            order = entry & 15
-            live_pages -= 1 << order
-            reclaim_left -= 1 << order
-            if reclaim_left < 0 or not lru:
-                reclaim_left = 0
-        else:
-            r = getrandbits(32)
-            if r >> 12 < trunc and lru:
-                entry = pop()
-                order = entry & 15
-                live_pages -= 1 << order
+        stop = min(next_drain, ops)
+        for _ in repeat(None, stop - op):
+            if reclaim_left:
+                entry = popleft()
             else:
-                order, gfp, kind, pages = table[r & 4095]
-                live_pages += pages
-                if cpus > 1:
-                    cpu = int(rand() * cpus)
-                    append((handle << 12) | (cpu << 4) | order)
-                    yield Alloc(handle, order, gfp, kind, -1, cpu)
+                r = getrandbits(32)
+                if r < trunc and lru:
+                    entry = pop()
                 else:
-                    append((handle << 12) | order)
-                    yield Alloc(handle, order, gfp, kind)
-                handle += 1
-                if live_pages >= high:
-                    reclaim_left = max(1, int(live_pages * frac))
-                continue
-        cpu = (entry >> 4) & 0xFF
-        if cpu:
-            yield Free(entry >> 12, order, cpu)
-        else:
-            yield Free(entry >> 12, order)
-    else:
-        op = ops
+                    order, gfp, kind, pages, tag = table[r & 4095]
+                    live_pages += pages
+                    if multi_cpu:
+                        cpu = int(rand() * cpus)
+                        append(handle + tag + cpu_tag[cpu])
+                        yield alloc(handle, order, gfp, kind, -1, cpu)
+                    else:
+                        append(handle + tag if tag else handle)
+                        yield alloc(handle, order, gfp, kind)
+                    handle += 1
+                    if live_pages >= high:
+                        reclaim_left = max(1, int(live_pages * frac))
+                    continue
+            if entry <= hmask:  # order 0 on CPU 0: the bare handle
+                pages = 1
+                ev = free(entry, 0)
+            else:
+                order, cpu, pages = tags[entry >> tshift]
+                ev = free(entry & hmask, order, cpu)
+            live_pages -= pages
+            if reclaim_left:
+                reclaim_left -= pages
+                if reclaim_left < 0 or not lru:
+                    reclaim_left = 0
+            yield ev
+        op = stop
     if drain:
-        yield from _drain(list(lru), ops - op)
+        yield from _drain(list(lru), ops - op, tshift)
 
 
 @_register(
@@ -658,6 +706,9 @@ def _fork_exec(rng: random.Random, ops: int, total_pages: int, p: dict, first: i
 def _fork_exec_gen(rng: random.Random, ops: int, total_pages: int, p: dict, first: int) -> Iterator[Event]:
     getrandbits = rng.getrandbits
     rand = rng.random
+    alloc, free, tags = Alloc, Free, _TAGS
+    tshift = _tag_shift(first, ops)
+    hmask = (1 << tshift) - 1
     cpus, drain = p["cpus"], p["drain_at_end"]
     hard_cap = int(total_pages * 0.98)
     base = int(p["occupancy"] * total_pages)
@@ -667,81 +718,87 @@ def _fork_exec_gen(rng: random.Random, ops: int, total_pages: int, p: dict, firs
     daemon, thp, vstack = p["daemon_ratio"], p["thp_ratio"], p["vmap_stack"]
     # Below target, exits still take ~40 % of ops, so processes die young (16-bit fixed point).
     exit_thr = int(0.4 / (anon_mean + pt_mean + 1) * (1 << 16))
-    pgtable = (0, GFP_PGTABLE, "pgtable")
-    anon = (0, GFP_USER_PAGE, "anon")
-    thp_cls = (9, G.GFP_TRANSHUGE_LIGHT, "anon")
-    stack = [(0, GFP_VMALLOC | _ZERO, "vmalloc")] * 4 if vstack else [(2, GFP_STACK, "misc")]
-    # Processes being built: [entries, todo (popped from the end), cpu].
-    building: list[list] = []
+    # (order, gfp, kind) of a page table, an anon page, an anon THP and a kernel stack
+    # chunk, and the same as todo rows of a process on each CPU: (order, gfp, kind,
+    # pages, tag, cpu).
+    stack = (0, GFP_VMALLOC | _ZERO, "vmalloc") if vstack else (2, GFP_STACK, "misc")
+    kinds = ((0, GFP_PGTABLE, "pgtable"), (0, GFP_USER_PAGE, "anon"), (9, G.GFP_TRANSHUGE_LIGHT, "anon"), stack)
+    by_cpu = [[(o, g, k, 1 << o, (cpu << 4 | o) << tshift, cpu) for o, g, k in kinds] for cpu in range(cpus)]
+    n_stack = 4 if vstack else 1
+    # Processes being built: (entries, todo popped from the end). ``pick`` maps the top 9
+    # bits of a draw to one of them: picks[n][x] = x * n >> 9.
+    building: list[tuple[list[int], list[tuple]]] = []
+    picks = [[(x * n) >> 9 for x in range(512)] for n in range(5)]
+    pick = picks[0]
     procs: list[list[int]] = []  # finished short-lived processes
     daemons: list[list[int]] = []
     dying: list[int] = []
-    nlive = live_pages = 0
+    live_pages = 0
     handle = first
     target = base
     next_wave = 0
     next_drain = 0 if drain else ops
     op = 0
-    for op in range(ops):  # noqa: B007 - op is used after the loop
+    while op < ops:
         if op == next_wave:
             target = min(_target(op, base, peak, period, wlen), hard_cap)
             next_wave += 1024
-        if op >= next_drain:
-            diff = ops - op - nlive
+        if op == next_drain:
+            # Every op allocates or frees one handle: live handles = allocs - frees.
+            diff = ops - op - (2 * (handle - first) - op)
             if diff <= 0:
                 break
             next_drain = op + max(1, diff // 2)
-        r = getrandbits(32)
-        if (
-            not dying
-            and (procs or daemons)
-            and ((live_pages >= target and not building) or r & 0xFFFF < exit_thr or live_pages >= hard_cap)
-        ):
-            pool = daemons if daemons and (not procs or rand() < daemon * 0.5) else procs
-            n = len(pool)
-            # Most exits are of recent, short-lived processes.
-            i = n - 1 - int(rand() * (32 if n > 32 else n)) if pool is procs else int(rand() * n)
-            last = pool.pop()
-            if i < n - 1:
-                dying, pool[i] = pool[i], last
-            else:
-                dying = last
-        if dying and (not building or r & 0x10000):
-            entry = dying.pop()
-            order = entry & 15
-            live_pages -= 1 << order
-            nlive -= 1
-            cpu = (entry >> 4) & 0xFF
-            if cpu:
-                yield Free(entry >> 12, order, cpu)
-            else:
-                yield Free(entry >> 12, order)
-            continue
-        if not building or (len(building) < 4 and live_pages < target and (r >> 17) & 63 == 0):
-            cpu = int(rand() * cpus) if cpus > 1 else 0
-            todo = [thp_cls if thp and rand() < thp else anon for _ in range(1 + int(rand() * 2 * anon_mean))]
-            todo += [pgtable] * (1 + int(rand() * 2 * pt_mean))
-            todo += stack  # popped first: copy_process() allocates the stack first
-            building.append([[], todo, cpu])
-        k = ((r >> 23) * len(building)) >> 9
-        b = building[k]
-        entries, todo, cpu = b
-        order, gfp, kind = todo.pop()
-        entries.append((handle << 12) | (cpu << 4) | order)
-        live_pages += 1 << order
-        nlive += 1
-        if cpu:
-            yield Alloc(handle, order, gfp, kind, -1, cpu)
-        else:
-            yield Alloc(handle, order, gfp, kind)
-        handle += 1
-        if not todo:
-            building[k] = building[-1]
-            building.pop()
-            (daemons if rand() < daemon else procs).append(entries)
-    else:
-        op = ops
+        stop = min(next_wave, next_drain, ops)
+        for r in map(getrandbits, repeat(32, stop - op)):
+            if (
+                not dying
+                and (procs or daemons)
+                and ((live_pages >= target and not building) or r & 0xFFFF < exit_thr or live_pages >= hard_cap)
+            ):
+                pool = daemons if daemons and (not procs or rand() < daemon * 0.5) else procs
+                n = len(pool)
+                # Most exits are of recent, short-lived processes.
+                i = n - 1 - int(rand() * (32 if n > 32 else n)) if pool is procs else int(rand() * n)
+                last = pool.pop()
+                if i < n - 1:
+                    dying, pool[i] = pool[i], last
+                else:
+                    dying = last
+            if dying and (not building or r & 0x10000):
+                entry = dying.pop()
+                if entry <= hmask:  # order 0 on CPU 0: the bare handle
+                    live_pages -= 1
+                    yield free(entry, 0)
+                else:
+                    order, cpu, pages = tags[entry >> tshift]
+                    live_pages -= pages
+                    yield free(entry & hmask, order, cpu)
+                continue
+            # A new process 1 time in 64 (bits 17-22 of the draw all zero).
+            if not building or (not r & 0x7E0000 and len(building) < 4 and live_pages < target):
+                cpu = int(rand() * cpus) if cpus > 1 else 0
+                pgtable, anon, thp_cls, stack_chunk = by_cpu[cpu]
+                n_anon = 1 + int(rand() * 2 * anon_mean)
+                todo = [thp_cls if rand() < thp else anon for _ in range(n_anon)] if thp else [anon] * n_anon
+                todo += [pgtable] * (1 + int(rand() * 2 * pt_mean))
+                todo += [stack_chunk] * n_stack  # popped first: copy_process() allocates the stack first
+                building.append(([], todo))
+                pick = picks[len(building)]
+            k = pick[r >> 23]
+            entries, todo = building[k]
+            order, gfp, kind, pages, tag, cpu = todo.pop()
+            entries.append(handle + tag if tag else handle)
+            live_pages += pages
+            yield alloc(handle, order, gfp, kind, -1, cpu)
+            handle += 1
+            if not todo:
+                building[k] = building[-1]
+                building.pop()
+                pick = picks[len(building)]
+                (daemons if rand() < daemon else procs).append(entries)
+        op = stop
     if drain:
         rest = dying + [e for b in building for e in b[0]]
         rest += [e for pr in procs + daemons for e in pr]
-        yield from _drain(rest, ops - op)
+        yield from _drain(rest, ops - op, tshift)
