@@ -101,7 +101,10 @@ def test_verdicts_take_the_worst_zone():
 def test_x86_low_memory_layout_moves_the_dma_hole():
     """The core places the x86 ISA hole and reserves RAM below 1 MiB first
     (setup_arch: memblock_reserve(0, SZ_1M)), as the kernel's zoneinfo shows."""
-    fixed = machine_from_zoneinfo(PLAIN / "zoneinfo-start.txt")
+    from memdesc.workloads import bundled_trace_dir
+
+    # the bundled copy of the plain trace's start snapshot: runs without ../shared
+    fixed = machine_from_zoneinfo(bundled_trace_dir() / "zoneinfo-start.txt")
     assert (0x9F, 0x100) in fixed.holes
     assert V.x86_low_memory_layout(fixed) == fixed  # nothing left for validate to correct
     a = PageAllocator(fixed, "linked", kernel="6.1")
