@@ -31,6 +31,11 @@ class Memmap:
         """Strided numpy view of one word of every real pfn."""
         return self.np[word: self.nr_pfns * self.words: self.words]
 
+    def set_every(self, start: int, end: int, step: int, word: int, value: int) -> None:
+        """Set ``word`` of pfns ``start, start + step, ...`` below ``end`` to ``value``."""
+        w = self.words
+        self.np[start * w + word:end * w:step * w] = value
+
     @property
     def nbytes_stored(self) -> int:
         return self.buf.itemsize * len(self.buf)

@@ -871,27 +871,18 @@ class PageAllocator:
         st = AS_PCP | (order + 1)
         astate = self.alloc_state
         d = self.design
-        first = d.first_in_list
-        del_from_free_list = d.del_from_free_list
+        find_smallest = self._find_smallest
         nr_free = z.nr_free
         counters = self.counters
         nr = 1 << order
-        lid0 = list_id(z.zid, order, mt)
-        lid_end = list_id(z.zid, NR_PAGE_ORDERS - 1, mt) + 1
         cma = alloc_flags & ALLOC_CMA
         run_ok = not self._design_split
         mode = [RMQUEUE_NORMAL]  # 6.19 enum rmqueue_mode rmqm
         i = 0
         while i < count:
-            pfn = -1
+            pfn = co = -1
             if mode[0] == RMQUEUE_NORMAL and not (cma and z.nr_free_cma > z.free_pages // 2):
-                co = order
-                for lid in range(lid0, lid_end, MIGRATE_TYPES):
-                    if nr_free[co]:  # no block of this order in any list: skip the peek
-                        pfn = first(lid)
-                        if pfn >= 0:
-                            break
-                    co += 1
+                pfn, co = find_smallest(z, order, mt)
             if pfn < 0:
                 pfn = self.__rmqueue(z, order, mt, alloc_flags, mode)
                 if pfn < 0:
@@ -901,13 +892,15 @@ class PageAllocator:
                 lst.append(pfn)
                 i += 1
                 continue
-            del_from_free_list(pfn, co)
+            d.del_from_free_list(pfn, co)
             nr_free[co] -= 1
             self._list_mt = mt
             units = 1
             if co > order:
-                # mt's lists below co are empty, so the next __rmqueue() calls take
-                # the block's following units in pfn order, splitting as they go;
+                # mt's lists below co are empty and expand() puts each upper half at
+                # the head of one (6.1 add_to_free_list(), 6.19 __add_to_free_list(...,
+                # tail=false)), so the next __rmqueue() calls take the block's
+                # following units in pfn order, splitting as they go;
                 # the run stops at the end of the block, of the refill, or where CMA
                 # balancing would kick in.  The design applies the intermediate list
                 # operations' net effect; the core adds the pieces left over.
@@ -980,20 +973,31 @@ class PageAllocator:
         self.design.del_from_free_list(pfn, order)
         z.nr_free[order] -= 1
 
+    def _find_smallest(self, z: Zone, order: int, mt: int) -> tuple[int, int]:
+        """(head, order) of the first block on the smallest non-empty list of ``mt``
+        at ``order`` or above, or (-1, -1): __rmqueue_smallest()'s search.  An order
+        whose nr_free is 0 has no block on any list: its peek is skipped."""
+        first = self.design.first_in_list
+        nr_free = z.nr_free
+        lid = list_id(z.zid, order, mt)
+        for co in range(order, NR_PAGE_ORDERS):
+            if nr_free[co]:
+                pfn = first(lid)
+                if pfn >= 0:
+                    return pfn, co
+            lid += MIGRATE_TYPES
+        return -1, -1
+
     def __rmqueue_smallest(self, z: Zone, order: int, mt: int) -> int:
         """__rmqueue_smallest(): head of the smallest non-empty list >= order, split."""
-        first = self.design.first_in_list
-        zid = z.zid
-        for co in range(order, NR_PAGE_ORDERS):
-            pfn = first(list_id(zid, co, mt))
-            if pfn < 0:
-                continue
-            self._del(pfn, co, z)
-            self.expand(z, pfn, order, co, mt)
-            self._list_mt = mt
-            self.counters.zone_locked += 1
-            return pfn
-        return -1
+        pfn, co = self._find_smallest(z, order, mt)
+        if pfn < 0:
+            return -1
+        self._del(pfn, co, z)
+        self.expand(z, pfn, order, co, mt)
+        self._list_mt = mt
+        self.counters.zone_locked += 1
+        return pfn
 
     def expand(self, z: Zone, pfn: int, low: int, high: int, mt: int) -> None:
         """expand(): the upper halves go back to the head of mt's lists."""
@@ -1431,18 +1435,13 @@ class PageAllocator:
                     break
             order = self._pindex_order(pindex)
             nr = 1 << order
-            # free_one_page() without the 6.19 split of blocks above a pageblock
-            if self.k61 or order <= pbo:
-                free = self.__free_one_page
-            else:
-                free = self._free_one_page_pcp
             while count > 0 and lst:
                 pfn = lst.pop()
                 count -= nr
                 pcp.count -= nr
                 astate[pfn] = 0
                 counters.pcp_drain += 1
-                free(pfn, z, order, pb_mt[pfn >> pbo], FPI_NONE)
+                self.free_one_page(z, pfn, order, pb_mt[pfn >> pbo], FPI_NONE)
 
     def drain_zone_pages(self, z: Zone, cpu: int) -> None:
         pcp = z.pcp[cpu]
@@ -1462,9 +1461,6 @@ class PageAllocator:
             self._free_one_page_split(pfn, z, order, fpi)
         else:
             self.__free_one_page(pfn, z, order, mt, fpi)
-
-    def _free_one_page_pcp(self, pfn: int, z: Zone, order: int, mt: int, fpi: int) -> None:
-        self.free_one_page(z, pfn, order, mt, fpi)
 
     def _free_one_page_split(self, pfn: int, z: Zone, order: int, fpi: int) -> None:
         """split_large_buddy(): each pageblock-sized piece with its own type."""

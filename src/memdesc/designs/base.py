@@ -51,6 +51,10 @@ class Design:
     struct_page_bytes = 0
     #: True when allocated memory is described by separately allocated descriptors
     uses_descriptors = False
+    #: memmap word -> value that del_from_free_list() leaves in a page, for designs whose
+    #: list operations touch nothing else (no metadata, no history such as deque
+    #: indices); enables the unlink_split_run() refill shortcut.  None: not such a design.
+    unlinked_words: dict[int, int] | None = None
 
     def __init__(self, alloc: PageAllocator, **options: Any) -> None:
         self.alloc = alloc
@@ -90,10 +94,15 @@ class Design:
         the blocks ``pfn + j * 2^order`` for ``1 <= j < units`` were each, in turn,
         put alone on an empty free list by expand() and taken off it again by
         __rmqueue_smallest().  Leave their words exactly as that add/del pair would
-        and return True; return False (the default) to have the core run the steps
-        one by one.  Only for designs whose list operations have no other effect
-        (no metadata allocated or freed, no history such as deque indices)."""
-        return False
+        and return True; return False to have the core run the steps one by one.
+        The default applies ``unlinked_words`` (if the design sets it) to each block."""
+        words = self.unlinked_words
+        if words is None:
+            return False
+        step = 1 << order
+        for word, value in words.items():
+            self.mm.set_every(pfn + step, pfn + units * step, step, word, value)
+        return True
 
     def list_pfns(self, lid: int) -> Iterator[int]:
         """Walk a list head to tail (for /proc/pagetypeinfo and the checker)."""

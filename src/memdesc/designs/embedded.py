@@ -57,6 +57,7 @@ class EmbeddedDesign(DescriptorMixin, Design):
 
     name = "embedded"
     struct_page_bytes = 16
+    unlinked_words = {F_NEXT: 0, F_PREV: 0}
     uses_descriptors = True
 
     def __init__(self, alloc: Any, **options: Any) -> None:
@@ -125,17 +126,6 @@ class EmbeddedDesign(DescriptorMixin, Design):
         m[nb] = (m[nb] & TAG_MASK) | (prv << SHIFT)
         m[b] = 0
         m[b + 1] = 0
-
-    def unlink_split_run(self, pfn: int, order: int, units: int) -> bool:
-        """What list_del() leaves in a page (both words 0), for every unit head after the first."""
-        if units > 1:
-            step = W << order
-            lo = (pfn + (1 << order)) * W
-            hi = (pfn + (units << order)) * W
-            a = self.mm.np
-            a[lo + F_NEXT:hi:step] = 0
-            a[lo + F_PREV:hi:step] = 0
-        return True
 
     def first_in_list(self, lid: int) -> int:
         h = self.nr + lid

@@ -51,6 +51,7 @@ def zoneid_layout(word_bits: int) -> tuple[int, int]:
 class LinkedDesign(Design):
     name = "linked"
     struct_page_bytes = 64
+    unlinked_words = {F_NEXT: LIST_POISON, F_PREV: LIST_POISON, F_PRIVATE: 0, F_TYPE: PAGE_TYPE_NONE}
 
     def init_memmap(self) -> None:
         a = self.alloc
@@ -114,19 +115,6 @@ class LinkedDesign(Design):
     def move_to_free_list(self, pfn: int, order: int, lid: int) -> None:
         self.del_from_free_list(pfn, order)
         self.add_to_free_list(pfn, order, lid, True)
-
-    def unlink_split_run(self, pfn: int, order: int, units: int) -> bool:
-        """What list_del() leaves in a page, for every unit head after the first."""
-        if units > 1:
-            step = W << order
-            lo = (pfn + (1 << order)) * W
-            hi = (pfn + (units << order)) * W
-            a = self.mm.np
-            a[lo + F_NEXT:hi:step] = LIST_POISON
-            a[lo + F_PREV:hi:step] = LIST_POISON
-            a[lo + F_PRIVATE:hi:step] = 0
-            a[lo + F_TYPE:hi:step] = PAGE_TYPE_NONE
-        return True
 
     def first_in_list(self, lid: int) -> int:
         h = self.nr + lid
