@@ -215,38 +215,15 @@ def verdicts(end: Mapping[str, Any], tol: Mapping[str, float] = TOLERANCES) -> d
         return best
 
     if zones:
-        v, zn = worst("free", "unexplained_pct")
-        out["free_pages"] = {
-            "value": v,
-            "zone": zn,
-            "tolerance": tol["unexplained_free_pct"],
-            "unit": "% managed",
-            "pass": abs(v) <= tol["unexplained_free_pct"],
-        }
-        v, zn = worst("order_l1", shape=True)
-        out["per_order"] = {
-            "value": v,
-            "zone": zn,
-            "tolerance": tol["order_l1"],
-            "unit": "L1/free",
-            "pass": v <= tol["order_l1"],
-        }
-        v, zn = worst("mt_order_l1", shape=True)
-        out["per_migratetype"] = {
-            "value": v,
-            "zone": zn,
-            "tolerance": tol["mt_order_l1"],
-            "unit": "L1/free",
-            "pass": v <= tol["mt_order_l1"],
-        }
-        v, zn = worst("pageblocks", "l1", shape=True)
-        out["pageblocks"] = {
-            "value": v,
-            "zone": zn,
-            "tolerance": tol["pageblock_l1"],
-            "unit": "blocks moved/total",
-            "pass": v <= tol["pageblock_l1"],
-        }
+        # verdict, (zone key, sub-key), shape metric (small zones not judged), tolerance, unit
+        for name, key, shape, t, unit in (
+            ("free_pages", ("free", "unexplained_pct"), False, "unexplained_free_pct", "% managed"),
+            ("per_order", ("order_l1", None), True, "order_l1", "L1/free"),
+            ("per_migratetype", ("mt_order_l1", None), True, "mt_order_l1", "L1/free"),
+            ("pageblocks", ("pageblocks", "l1"), True, "pageblock_l1", "blocks moved/total"),
+        ):
+            v, zn = worst(*key, shape=shape)
+            out[name] = {"value": v, "zone": zn, "tolerance": tol[t], "unit": unit, "pass": abs(v) <= tol[t]}
     fb = end.get("fallback")
     if fb:
         r = fb["ratio"]

@@ -476,8 +476,8 @@ def trace_events(
                     for ev in rp.record(rec, src, pfn_filter):
                         yield ev
             block_done = True
-            n_alloc = n_free = hot_allocs = hot_frees = _flush(st, n_alloc, n_free, hot_allocs, hot_frees,
-                                                               block, in_slow)
+            _flush(st, n_alloc, n_free, hot_allocs, hot_frees, block, in_slow)
+            n_alloc = n_free = hot_allocs = hot_frees = 0
         st.live_blocks = len(live)
     finally:
         if not block_done:  # stopped inside a block: count the lines handed out so far
@@ -490,9 +490,9 @@ def trace_events(
 
 
 def _flush(st: ReplayStats, n_alloc: int, n_free: int, hot_allocs: int, hot_frees: int, text: str,
-           in_slow: list[int]) -> int:
+           in_slow: list[int]) -> None:
     """Add the hot-path counters and the counted-only lines of ``text`` (a block or
-    the part of it handed out) to ``st``; resets ``in_slow``; returns 0."""
+    the part of it handed out) to ``st``; resets ``in_slow``."""
     rc = st.records
     rc["mm_page_alloc"] += n_alloc
     rc["mm_page_free"] += n_free
@@ -509,9 +509,7 @@ def _flush(st: ReplayStats, n_alloc: int, n_free: int, hot_allocs: int, hot_free
         st.zone_locked += n_locked
         st.pcpu_drain += n_drain
         st.pcp_events += n_locked + n_drain
-    for i in range(len(in_slow)):
-        in_slow[i] = 0
-    return 0
+    in_slow[:] = [0] * len(in_slow)
 
 
 def _record_events(
