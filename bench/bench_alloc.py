@@ -20,9 +20,9 @@ import sys
 import time
 
 from memdesc import __version__
-from memdesc import gfp as G
 from memdesc.machine import parse_machine
-from memdesc.page_alloc import PageAllocator
+from memdesc.mm import gfp as G
+from memdesc.mm.page_alloc import PageAllocator
 
 MIX = [  # (weight, gfp, order) - a kernel-like distribution
     (50, G.GFP_HIGHUSER_MOVABLE, 0), (14, G.GFP_KERNEL, 0), (8, G.GFP_KERNEL | G.__GFP_RECLAIMABLE, 0),

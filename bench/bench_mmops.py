@@ -13,10 +13,10 @@ import argparse
 import json
 import time
 
+from memdesc.driver.mmops import MmOps
+from memdesc.driver.runner import Runner
 from memdesc.machine import parse_machine
-from memdesc.mmops import MmOps
-from memdesc.page_alloc import PageAllocator
-from memdesc.runner import Runner
+from memdesc.mm.page_alloc import PageAllocator
 from memdesc.workloads.synthetic import synthetic_events
 
 

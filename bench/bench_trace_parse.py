@@ -53,9 +53,9 @@ def _best(fn: object, repeat: int) -> float:
 def _run_full(path: Path, design: str) -> tuple[float, float, int]:
     """Set up the machine for ``design``, then parse + replay ``path`` into it:
     (set-up seconds, parse + replay seconds, events replayed)."""
+    from memdesc.driver.runner import Runner
     from memdesc.machine import parse_machine
-    from memdesc.page_alloc import PageAllocator
-    from memdesc.runner import Runner
+    from memdesc.mm.page_alloc import PageAllocator
 
     t0 = time.perf_counter()
     a = PageAllocator(parse_machine(f"zoneinfo:{START_ZONEINFO}"), kernel="6.1", design=design)

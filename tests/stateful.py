@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from memdesc import gfp as G
 from memdesc.machine import parse_machine
-from memdesc.page_alloc import AS_PCP, BadCall, PageAllocator
+from memdesc.mm import gfp as G
+from memdesc.mm.page_alloc import AS_PCP, BadCall, PageAllocator
 
 GFPS = [
     G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | getattr(G, "__GFP_RECLAIMABLE"), G.GFP_ATOMIC,

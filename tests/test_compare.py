@@ -7,8 +7,7 @@ import json
 
 import pytest
 
-from memdesc.cli import main
-from memdesc.compare import (
+from memdesc.analysis.compare import (
     Variant,
     key_metrics,
     make_jobs,
@@ -21,6 +20,7 @@ from memdesc.compare import (
     table_rows,
     who_wins,
 )
+from memdesc.cli import main
 from memdesc.designs import design_names
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

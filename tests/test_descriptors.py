@@ -1,4 +1,4 @@
-"""memdesc.descriptors: the slab model, memdesc words, kinds, fault injection, recursion."""
+"""memdesc.designs.descriptors: the slab model, memdesc words, kinds, fault injection, recursion."""
 
 from __future__ import annotations
 
@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from memdesc import gfp as G
-from memdesc.descriptors import (
+from memdesc.designs.descriptors import (
     DEFAULT_DESC_SIZES,
     MEMDESC_ANON,
     MEMDESC_FILE,
@@ -24,8 +23,9 @@ from memdesc.descriptors import (
     misc_word,
 )
 from memdesc.machine import parse_machine
-from memdesc.mmzone import MIGRATE_CMA, ZoneType
-from memdesc.page_alloc import AS_META, AS_ORDER_MASK, AS_PCP, PageAllocator
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import MIGRATE_CMA, ZoneType
+from memdesc.mm.page_alloc import AS_META, AS_ORDER_MASK, AS_PCP, PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
 WRITE = getattr(G, "__GFP_WRITE")

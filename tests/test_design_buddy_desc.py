@@ -7,10 +7,6 @@ import random
 import pytest
 from stateful import random_workload
 
-from memdesc import gfp as G
-from memdesc.cma import alloc_contig_range, free_contig_range
-from memdesc.compaction import compact_memory
-from memdesc.descriptors import MEMDESC_BUDDY, TAG_MASK
 from memdesc.designs import DesignError
 from memdesc.designs.base import list_id
 from memdesc.designs.buddy_desc import (
@@ -24,8 +20,12 @@ from memdesc.designs.buddy_desc import (
     FL_ZONE_SHIFT,
     BuddyDescDesign,
 )
+from memdesc.designs.descriptors import MEMDESC_BUDDY, TAG_MASK
 from memdesc.machine import parse_machine
-from memdesc.page_alloc import PageAllocator
+from memdesc.mm import gfp as G
+from memdesc.mm.cma import alloc_contig_range, free_contig_range
+from memdesc.mm.compaction import compact_memory
+from memdesc.mm.page_alloc import PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
 

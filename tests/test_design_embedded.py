@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from stateful import random_workload
 
-from memdesc import gfp as G
-from memdesc.descriptors import MEMDESC_ANON, MEMDESC_BUDDY, TAG_MASK
 from memdesc.designs import DesignError
 from memdesc.designs.base import list_id
+from memdesc.designs.descriptors import MEMDESC_ANON, MEMDESC_BUDDY, TAG_MASK
 from memdesc.designs.embedded import EmbeddedDesign
 from memdesc.machine import parse_machine
-from memdesc.page_alloc import PageAllocator
+from memdesc.mm import gfp as G
+from memdesc.mm.page_alloc import PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
 

@@ -7,9 +7,8 @@ import random
 
 import pytest
 
-from memdesc import gfp as G
-from memdesc.descriptors import MEMDESC_ANON, MEMDESC_FILE, TAG_MASK
 from memdesc.designs import DesignError, get_design
+from memdesc.designs.descriptors import MEMDESC_ANON, MEMDESC_FILE, TAG_MASK
 from memdesc.designs.linked import LinkedDesign
 from memdesc.designs.radix_deque import (
     DEFAULT_POLICY,
@@ -19,7 +18,8 @@ from memdesc.designs.radix_deque import (
     RadixDequeDesign,
 )
 from memdesc.machine import parse_machine
-from memdesc.page_alloc import AS_META, AS_MOVABLE, PageAllocator
+from memdesc.mm import gfp as G
+from memdesc.mm.page_alloc import AS_META, AS_MOVABLE, PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
 MACHINES = ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M", "i386:4G"]
@@ -278,7 +278,7 @@ def test_metadata_keys():
 def test_memory_offline_blocked_by_self_nodes_not_by_default():
     """The thread's problem end to end: `self` strands unmovable nodes in ZONE_MOVABLE
     and memory offline fails on them; the default policy never puts them there."""
-    from memdesc.memory_hotplug import movable_memory_blocks, offline_pages
+    from memdesc.mm.memory_hotplug import movable_memory_blocks, offline_pages
 
     for policy, ok in (("self", False), (DEFAULT_POLICY, True)):
         a = make("x86_64:1G,movablecore=25%", policy=policy)
@@ -290,7 +290,7 @@ def test_memory_offline_blocked_by_self_nodes_not_by_default():
 
 
 def test_migrate_relocates_movable_node_pages():
-    from memdesc.migrate import migrate_block
+    from memdesc.mm.migrate import migrate_block
 
     a = make("x86_64:1G,movablecore=25%", policy="movable-nodes")
     workload(a, 2000, seed=9)

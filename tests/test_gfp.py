@@ -1,7 +1,7 @@
 import pytest
 
-from memdesc import gfp as G
-from memdesc.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, ZoneType
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, ZoneType
 
 
 def test_composite_values_match_kernel_facts():

@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 
 from memdesc.machine import MachineSpecError, parse_machine, parse_size
-from memdesc.mmzone import ZoneType
-from memdesc.page_alloc import PageAllocator
+from memdesc.mm.mmzone import ZoneType
+from memdesc.mm.page_alloc import PageAllocator
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 

@@ -12,24 +12,24 @@ import random
 import numpy as np
 import pytest
 
-from memdesc import gfp as G
-from memdesc import page_isolation
-from memdesc.cma import alloc_contig_range, cma_areas_of, contig_chunks, free_contig_range
-from memdesc.compaction import (
+from memdesc.designs.base import DesignError, list_id, split_list_id
+from memdesc.driver.mmops import MmOps
+from memdesc.machine import parse_machine
+from memdesc.mm import gfp as G
+from memdesc.mm import page_isolation
+from memdesc.mm.cma import alloc_contig_range, cma_areas_of, contig_chunks, free_contig_range
+from memdesc.mm.compaction import (
     compact_memory,
     compact_zone,
     compaction_stats,
     fragmentation_index,
     install_direct_compaction,
 )
-from memdesc.designs.base import DesignError, list_id, split_list_id
-from memdesc.machine import parse_machine
-from memdesc.memory_hotplug import movable_memory_blocks, offline_pages, online_pages
-from memdesc.migrate import migrate_block, migrate_stats
-from memdesc.mmops import MmOps
-from memdesc.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_TYPES, NR_PAGE_ORDERS, ZoneType
-from memdesc.page_alloc import AS_MOVABLE, AS_PINNED, PageAllocator
-from memdesc.page_isolation import start_isolate_page_range, undo_isolate_page_range
+from memdesc.mm.memory_hotplug import movable_memory_blocks, offline_pages, online_pages
+from memdesc.mm.migrate import migrate_block, migrate_stats
+from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_TYPES, NR_PAGE_ORDERS, ZoneType
+from memdesc.mm.page_alloc import AS_MOVABLE, AS_PINNED, PageAllocator
+from memdesc.mm.page_isolation import start_isolate_page_range, undo_isolate_page_range
 from memdesc.workloads.events import Compact, ContigAlloc, ContigFree, Offline, Online
 
 MOVABLE_SPEC = "x86_64:512M,movablecore=50%"

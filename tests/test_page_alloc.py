@@ -2,16 +2,16 @@
 
 import pytest
 
-from memdesc import gfp as G
 from memdesc.machine import parse_machine
-from memdesc.mmzone import (
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
     ZoneType,
 )
-from memdesc.page_alloc import BadCall, PageAllocator
+from memdesc.mm.page_alloc import BadCall, PageAllocator
 
 
 def mk(spec="x86_64:256M", kernel="6.19", pcp=False):
@@ -221,7 +221,7 @@ def test_refill_split_run_matches_step_by_step(monkeypatch, spec, profile, kerne
     import numpy as np
 
     from memdesc.designs import get_design
-    from memdesc.runner import Runner
+    from memdesc.driver.runner import Runner
     from memdesc.workloads import open_workload
 
     m = parse_machine(spec)

@@ -5,11 +5,11 @@ and offline succeeds; the default `reserve` never puts nodes there."""
 
 import pytest
 
+from memdesc.driver.mmops import MmOps
+from memdesc.driver.runner import Runner
 from memdesc.machine import parse_machine
-from memdesc.mmops import MmOps
-from memdesc.mmzone import ZoneType
-from memdesc.page_alloc import PageAllocator
-from memdesc.runner import Runner
+from memdesc.mm.mmzone import ZoneType
+from memdesc.mm.page_alloc import PageAllocator
 from memdesc.workloads.synthetic import synthetic_events
 
 

@@ -49,7 +49,7 @@ def _cases():
 def test_stateful(design, opts, spec, kernel):
     if not _available(design):
         pytest.skip(f"design {design} not available")
-    importlib.import_module("memdesc.page_alloc")
+    importlib.import_module("memdesc.mm.page_alloc")
     try:
         allowed = EXPECTED.get((design, opts.get("policy")), frozenset())
         tc = make_allocator_machine(spec, design, opts, kernel=kernel, pcp=kernel == "6.19" or "cma" in spec,

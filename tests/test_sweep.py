@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from memdesc.analysis.compare import strip_volatile
+from memdesc.analysis.sweep import cell_jobs, load_sweep, run_sweep, summary_rows
 from memdesc.cli import main
-from memdesc.compare import strip_volatile
-from memdesc.sweep import cell_jobs, load_sweep, run_sweep, summary_rows
 
 SWEEP = """
 [sweep]

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from memdesc import gfp as G
-from memdesc.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE
 from memdesc.workloads.events import Alloc, ContigAlloc, ContigFree, Free, Mark
 from memdesc.workloads.spec import (
     SpecError,

@@ -18,8 +18,8 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from memdesc.gfp import parse_gfp
-from memdesc.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
+from memdesc.mm.gfp import parse_gfp
+from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
 from memdesc.workloads import trace as trace_mod
 from memdesc.workloads.events import Alloc, Free, Mark
 from memdesc.workloads.replay import ReplayStats, render_trace_stats, trace_events, trace_stats

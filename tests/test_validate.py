@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from conftest import SHARED
 
-from memdesc import validate as V
+from memdesc.analysis import validate as V
 from memdesc.machine import machine_from_zoneinfo
-from memdesc.page_alloc import PageAllocator
+from memdesc.mm.page_alloc import PageAllocator
 
 TRACES = SHARED / "traces"
 PLAIN = TRACES / "x86_64-2g-plain-s1"
@@ -114,8 +114,8 @@ def test_x86_low_memory_layout_moves_the_dma_hole():
     assert dma.nr_free[10] == 3
     # memmap_init_range() never visits pfn 0 (DMA starts at pfn 1): pageblock 0 keeps
     # MIGRATE_UNMOVABLE, as the kernel's pagetypeinfo shows (1 Unmovable, 7 Movable)
-    from memdesc.mmzone import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
-    from memdesc.vmstat import pageblock_counts
+    from memdesc.mm.mmzone import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+    from memdesc.mm.vmstat import pageblock_counts
 
     assert a.get_pageblock_migratetype(0x100) == MIGRATE_UNMOVABLE
     pbc = pageblock_counts(a, dma)

@@ -1,4 +1,4 @@
-"""memdesc.vmstat: /proc formats byte-exact against real kernel files, model output
+"""memdesc.mm.vmstat: /proc formats byte-exact against real kernel files, model output
 structure, fragmentation indices (mm/vmstat.c)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from memdesc import vmstat as V
 from memdesc.machine import parse_machine
-from memdesc.page_alloc import PageAllocator
+from memdesc.mm import vmstat as V
+from memdesc.mm.page_alloc import PageAllocator
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 TRACE_DIRS = sorted(d for d in TRACES.iterdir() if d.is_dir()) if TRACES.is_dir() else []

@@ -8,10 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .designs import DesignError, design_names
-from .machine import MachineSpecError, format_size, parse_machine
-from .page_alloc import MemdescError, PageAllocator
+from memdesc import __version__
+from memdesc.designs import DesignError, design_names
+from memdesc.machine import MachineSpecError, format_size, parse_machine
+from memdesc.mm.page_alloc import MemdescError, PageAllocator
 
 MACHINE_HELP = ("machine spec: x86_64:16G[,movablecore=25%%][,cma=256M][,cpus=N], i386:4G, numa:2x8G, "
                 "zoneinfo:PATH (default: the bundled trace's machine)")
@@ -65,7 +65,7 @@ def cmd_machine(args: argparse.Namespace) -> int:
 
 
 def build_allocator(args: argparse.Namespace) -> PageAllocator:
-    from .workloads import default_machine_spec
+    from memdesc.workloads import default_machine_spec
     spec = args.machine or default_machine_spec()
     m = parse_machine(spec)
     opts = _parse_design_opts(getattr(args, "design_opt", []))
@@ -77,14 +77,14 @@ def build_allocator(args: argparse.Namespace) -> PageAllocator:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runner import Runner, run_summary
-    from .workloads import open_workload
+    from memdesc.driver.runner import Runner, run_summary
+    from memdesc.workloads import open_workload
     a = build_allocator(args)
     wl = open_workload(args.workload, a.machine.present_pages, args.ops, args.seed, kernel=args.kernel,
                        config_cma=a.machine.config_cma, lenient=args.lenient)
     if args.compaction:
         try:
-            from .compaction import install_direct_compaction
+            from memdesc.mm.compaction import install_direct_compaction
             install_direct_compaction(a)
         except ImportError:
             pass
@@ -116,10 +116,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary["mm_probe"] = probe
     if wl.stats is not None:
         summary["replay"] = stats_dict(wl.stats)
-    from .report import render_run_summary
+    from memdesc.report.text import render_run_summary
     con.print(render_run_summary(summary))
     if args.proc:
-        from . import vmstat
+        from memdesc.mm import vmstat
         for name in args.proc.split(","):
             fn = getattr(vmstat, name.strip(), None)
             if fn is None:
@@ -141,7 +141,7 @@ def stats_dict(stats: Any) -> dict[str, Any]:
 
 
 def cmd_trace_stats(args: argparse.Namespace) -> int:
-    from .workloads.replay import render_trace_stats, trace_stats
+    from memdesc.workloads.replay import render_trace_stats, trace_stats
     st = trace_stats(args.file, kernel=args.kernel, lenient=args.lenient)
     sys.stdout.write(render_trace_stats(st))
     if args.json:
@@ -217,7 +217,7 @@ def _add_optional_commands(sub: Any) -> None:
     """Commands living in their own modules (compare, validate, sweep)."""
     for modname in ("compare", "validate", "sweep"):
         try:
-            mod = __import__(f"memdesc.{modname}", fromlist=["add_parser"])
+            mod = __import__(f"memdesc.analysis.{modname}", fromlist=["add_parser"])
         except ImportError:
             continue
         if hasattr(mod, "add_parser"):

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .mmzone import (
+from memdesc.mm.mmzone import (
     DEFAULT_PAGEBLOCK_ORDER,
     MAX_ORDER_NR_PAGES,
     PAGE_SHIFT,

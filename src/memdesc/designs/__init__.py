@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Design, DesignError
+from memdesc.designs.base import Design, DesignError
 
 _REGISTRY: dict[str, str] = {
     "linked": "memdesc.designs.linked:LinkedDesign",

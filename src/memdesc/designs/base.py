@@ -1,6 +1,6 @@
 """The design interface: what a struct-page / free-list design implements.
 
-The allocator core (memdesc.page_alloc) owns everything design-independent:
+The allocator core (memdesc.mm.page_alloc) owns everything design-independent:
 zones, counters (nr_free per order, NR_FREE_PAGES), pageblock migratetypes,
 watermarks, pcp lists and the allocation/free algorithms. A design owns:
 
@@ -22,10 +22,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from ..mmzone import MIGRATE_TYPES, NR_PAGE_ORDERS
+from memdesc.mm.mmzone import MIGRATE_TYPES, NR_PAGE_ORDERS
 
 if TYPE_CHECKING:
-    from ..page_alloc import PageAllocator
+    from memdesc.mm.page_alloc import PageAllocator
 
 
 def list_id(zid: int, order: int, mt: int) -> int:

@@ -10,7 +10,7 @@ Memmap (one word per pfn)::
                         merge; tails are zeroed once, by free_pages_prepare(), which
                         touches every page of the block anyway
     allocated page      the descriptor's memdesc (every page of the block), or the inline
-                        Misc word (see memdesc.descriptors)
+                        Misc word (see memdesc.designs.descriptors)
     pcp page            0
 
 ``struct buddy { unsigned long flags; struct list_head list; unsigned int order;
@@ -82,10 +82,17 @@ from typing import Any
 
 import numpy as np
 
-from ..descriptors import MEMDESC_BUDDY, OFFBOOK_BASE, OFFBOOK_SPAN, TAG_MASK, DescriptorMixin, Descriptors
-from ..memmap import Memmap
-from ..mmzone import MAX_PAGE_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER
-from .base import Design, DesignError, list_id, split_list_id
+from memdesc.designs.base import Design, DesignError, list_id, split_list_id
+from memdesc.designs.descriptors import (
+    MEMDESC_BUDDY,
+    OFFBOOK_BASE,
+    OFFBOOK_SPAN,
+    TAG_MASK,
+    DescriptorMixin,
+    Descriptors,
+)
+from memdesc.designs.memmap import Memmap
+from memdesc.mm.mmzone import MAX_PAGE_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER
 
 BW = 5
 BF_FLAGS, BF_NEXT, BF_PREV, BF_ORDER, BF_PAGE = range(BW)
@@ -417,7 +424,7 @@ class BuddyDescDesign(DescriptorMixin, Design):
         return md
 
     def check(self, report: Any) -> None:
-        from ..page_alloc import AS_PCP
+        from memdesc.mm.page_alloc import AS_PCP
 
         a = self.alloc
         self.desc.check(report, self.mm.np)

@@ -40,10 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from ..descriptors import MEMDESC_BUDDY, TAG_MASK, DescriptorMixin, Descriptors
-from ..memmap import Memmap
-from ..mmzone import MIGRATE_TYPES, NR_PAGE_ORDERS
-from .base import Design, DesignError
+from memdesc.designs.base import Design, DesignError
+from memdesc.designs.descriptors import MEMDESC_BUDDY, TAG_MASK, DescriptorMixin, Descriptors
+from memdesc.designs.memmap import Memmap
+from memdesc.mm.mmzone import MIGRATE_TYPES, NR_PAGE_ORDERS
 
 W = 2
 F_NEXT, F_PREV = 0, 1
@@ -53,7 +53,7 @@ LINK_POISON = 0xDEAD0  # list poison (like LIST_POISON1), tag bits 0
 
 class EmbeddedDesign(DescriptorMixin, Design):
     """Options: ``offbook``, ``derive_kinds``, ``desc_fail_rate``, ``seed``, ``desc_sizes``,
-    ``strict32`` (see module docstring and memdesc.descriptors)."""
+    ``strict32`` (see module docstring and memdesc.designs.descriptors)."""
 
     name = "embedded"
     struct_page_bytes = 16

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from ..memmap import Memmap
-from ..mmzone import MIGRATE_TYPES, NR_PAGE_ORDERS
-from .base import Design
+from memdesc.designs.base import Design
+from memdesc.designs.memmap import Memmap
+from memdesc.mm.mmzone import MIGRATE_TYPES, NR_PAGE_ORDERS
 
 W = 5
 F_FLAGS, F_NEXT, F_PREV, F_PRIVATE, F_TYPE = range(W)

@@ -40,10 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from .. import gfp as G
-from ..descriptors import MEMDESC_BUDDY, Descriptors, misc_word
-from ..memmap import Memmap
-from ..mmzone import (
+from memdesc.designs.base import Design, DesignError, split_list_id
+from memdesc.designs.descriptors import MEMDESC_BUDDY, Descriptors, misc_word
+from memdesc.designs.linked import zoneid_layout
+from memdesc.designs.memmap import Memmap
+from memdesc.designs.radix_tree import EMPTY, RadixDeques, dense_nodes_bound
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_ISOLATE,
     MIGRATE_TYPES,
@@ -51,9 +54,6 @@ from ..mmzone import (
     PAGE_SIZE,
     ZoneType,
 )
-from .base import Design, DesignError, split_list_id
-from .linked import zoneid_layout
-from .radix_tree import EMPTY, RadixDeques, dense_nodes_bound
 
 POLICIES = ("reserve", "defer", "self", "borrow", "movable-nodes")
 DEFAULT_POLICY = "reserve"
@@ -153,7 +153,7 @@ class RadixDequeDesign(Design):
         self.borrowed_pages = 0
         self.violations: dict[str, int] = {"HighMem": 0, "Movable": 0, "CMA": 0, "Isolate": 0}
         self._busy = False
-        # memdesc.migrate relocates metadata pages through this hook when it is set:
+        # memdesc.mm.migrate relocates metadata pages through this hook when it is set:
         # only node pages of the movable-nodes policy may be moved
         self.relocate_meta = self._relocate_meta if policy == "movable-nodes" else None
 
@@ -769,13 +769,13 @@ class RadixDequeDesign(Design):
         return self.policy == "movable-nodes" and pfn in self.pfn_to_pi
 
     def _relocate_meta(self, pfn: int) -> int:
-        """memdesc.migrate hook: radix node pages move, other metadata (slab) does not."""
+        """memdesc.mm.migrate hook: radix node pages move, other metadata (slab) does not."""
         if pfn not in self.pfn_to_pi:
             return -1
         return self.relocate_node_page(pfn)
 
     def meta_kind(self, pfn: int) -> str | None:
-        """memdesc.migrate hook: what a metadata page holds (for refusal reports)."""
+        """memdesc.mm.migrate hook: what a metadata page holds (for refusal reports)."""
         return "radix-node" if pfn in self.pfn_to_pi else None
 
     def node_page_pfns(self) -> list[int]:
@@ -845,7 +845,7 @@ class RadixDequeDesign(Design):
         return md
 
     def check(self, report: Any) -> None:
-        from ..page_alloc import AS_META, AS_MOVABLE
+        from memdesc.mm.page_alloc import AS_META, AS_MOVABLE
 
         a = self.alloc
         t = self.tree

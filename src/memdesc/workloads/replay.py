@@ -58,10 +58,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..gfp import format_gfp
-from ..mmzone import MIGRATETYPE_NAMES
-from .events import Alloc, Event, Free, Mark
-from .trace import COUNTED_MARKS, ORDER_OF, ParseStats, TraceRecord, _BlockSource, read_trace
+from memdesc.mm.gfp import format_gfp
+from memdesc.mm.mmzone import MIGRATETYPE_NAMES
+from memdesc.workloads.events import Alloc, Event, Free, Mark
+from memdesc.workloads.trace import COUNTED_MARKS, ORDER_OF, ParseStats, TraceRecord, _BlockSource, read_trace
 
 __all__ = ["ReplayStats", "render_trace_stats", "trace_events", "trace_stats"]
 

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .events import Alloc, Event, Free, Mark
-from .synthetic import PROFILES, SyntheticError, check_params, synthetic_events
+from memdesc.workloads.events import Alloc, Event, Free, Mark
+from memdesc.workloads.synthetic import PROFILES, SyntheticError, check_params, synthetic_events
 
 __all__ = [
     "MixMember",

@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
 
-from .. import gfp as G
-from .events import Alloc, ContigAlloc, ContigFree, Event, Free
+from memdesc.mm import gfp as G
+from memdesc.workloads.events import Alloc, ContigAlloc, ContigFree, Event, Free
 
 __all__ = [
     "PROFILES",

@@ -15,7 +15,7 @@ trace length.  :func:`read_trace` turns lines into :class:`TraceRecord` objects:
 
 * the kmem page events (``mm_page_alloc``, ``mm_page_free``, ``mm_page_free_batched``,
   ``mm_page_alloc_zone_locked``, ``mm_page_pcpu_drain``, ``mm_page_alloc_extfrag``)
-  with pfn, order, gfp mask (parsed with :func:`memdesc.gfp.parse_gfp` for ``kernel``)
+  with pfn, order, gfp mask (parsed with :func:`memdesc.mm.gfp.parse_gfp` for ``kernel``)
   and migratetype mapped to memdesc's numbering (see :func:`migratetype_map`);
 * ``tracing_mark_write`` lines as ``event == "tracing_mark_write"`` with the text in
   ``extra["text"]``;
@@ -45,8 +45,8 @@ from typing import IO, Any
 
 import zstandard
 
-from ..gfp import KERNELS, GfpError, parse_gfp
-from ..mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
+from memdesc.mm.gfp import KERNELS, GfpError, parse_gfp
+from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
 
 __all__ = [
     "KMEM_EVENTS",

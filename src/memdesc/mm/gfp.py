@@ -8,7 +8,7 @@ the order of the name table used for printing.
 
 from __future__ import annotations
 
-from .mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, ZoneType
+from memdesc.mm.mmzone import MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, ZoneType
 
 
 class GfpError(ValueError):

@@ -2,9 +2,9 @@
 
 Each design (or design variant, ``radix-deque:borrow``, ``radix-deque:words=1``, ...)
 runs in its own process; every process re-opens the workload with the same seed, so all
-designs see byte-identical events. The per-design :func:`memdesc.runner.run_summary`
+designs see byte-identical events. The per-design :func:`memdesc.driver.runner.run_summary`
 dicts are gathered and shown side by side (rich table), and optionally written as JSON,
-CSV time series, Markdown and a self-contained HTML report (memdesc.htmlreport).
+CSV time series, Markdown and a self-contained HTML report (memdesc.report.html).
 
 Designs that cannot run here (import error, or ``DesignError`` such as ``embedded`` on a
 32-bit machine) are reported as skipped with the reason, never silently dropped.
@@ -21,8 +21,8 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
-from .mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
-from .runner import Runner, run_summary
+from memdesc.driver.runner import Runner, run_summary
+from memdesc.mm.mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
 
 #: order used for the high-order / fragmentation headline numbers (pageblock / THP order)
 FRAG_ORDER = 9
@@ -102,7 +102,7 @@ def parse_designs(text: str | Sequence[str] | None) -> list[Variant]:
 
 
 def default_variants() -> list[Variant]:
-    from .designs import design_names
+    from memdesc.designs import design_names
     return [Variant(n) for n in design_names()]
 
 
@@ -127,7 +127,7 @@ def fragmentation_at(per_order: Sequence[int], order: int = FRAG_ORDER) -> dict[
     """Kernel unusable-free-space index and extfrag index (both /1000) at ``order``,
     computed over the given free-block counts (``__fragmentation_index``,
     ``unusable_free_index`` of mm/vmstat.c)."""
-    from .vmstat import fragmentation_index, unusable_free_index
+    from memdesc.mm.vmstat import fragmentation_index, unusable_free_index
     counts = list(per_order)
     return {f"unusable_index_{order}": unusable_free_index(counts, order) / 1000,
             f"extfrag_index_{order}": fragmentation_index(counts, order) / 1000}
@@ -160,10 +160,10 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     base = {"label": label, "design": job["design"], "design_options": job.get("options", {}),
             "machine_spec": job["machine"], "workload_spec": job["workload"], "seed": job["seed"]}
     try:
-        from .designs import DesignError, get_design
-        from .machine import parse_machine
-        from .page_alloc import PageAllocator
-        from .workloads import default_machine_spec, open_workload
+        from memdesc.designs import DesignError, get_design
+        from memdesc.machine import parse_machine
+        from memdesc.mm.page_alloc import PageAllocator
+        from memdesc.workloads import default_machine_spec, open_workload
     except ImportError as e:  # pragma: no cover - broken install
         return {**base, "status": "error", "reason": f"import failed: {e}"}
     try:
@@ -184,7 +184,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
                            config_cma=m.config_cma, lenient=job.get("lenient", True))
         if job.get("compaction"):
             try:
-                from .compaction import install_direct_compaction
+                from memdesc.mm.compaction import install_direct_compaction
                 install_direct_compaction(a)
             except (ImportError, AttributeError):
                 pass
@@ -270,13 +270,13 @@ def _stats_dict(st: Any) -> dict[str, Any]:
 
 def mm_probe(runner: Runner) -> dict[str, Any]:
     """At the end of a run: cma_alloc of each whole CMA area and offline of every
-    ZONE_MOVABLE memory block (memdesc.mmops), when the machine has them."""
+    ZONE_MOVABLE memory block (memdesc.driver.mmops), when the machine has them."""
     out: dict[str, Any] = {}
     try:
         ops = runner._get_mmops()
         if getattr(ops, "cma", None):
             out["cma"] = ops.cma_alloc_all()
-        from .memory_hotplug import movable_memory_blocks
+        from memdesc.mm.memory_hotplug import movable_memory_blocks
         if movable_memory_blocks(runner.alloc):
             out["offline"] = ops.offline_all_movable()
     except (ImportError, AttributeError) as e:
@@ -636,7 +636,7 @@ def strip_volatile(obj: Any) -> Any:
 
 # --- command line -----------------------------------------------------------------------------
 def add_common_args(p: argparse.ArgumentParser) -> None:
-    from .cli import MACHINE_HELP
+    from memdesc.cli import MACHINE_HELP
     p.add_argument("--machine", "-m", default=None, help=MACHINE_HELP)
     p.add_argument("--workload", "-w", default="default",
                    help="synthetic:NAME, spec.toml, a trace file, or default (the bundled real trace)")
@@ -713,7 +713,7 @@ def short_spec(spec: str | None) -> str:
     """A machine or workload spec with the bundled trace's paths shortened."""
     if not spec:
         return "default"
-    from .workloads import bundled_trace_dir
+    from memdesc.workloads import bundled_trace_dir
     return spec.replace(str(bundled_trace_dir()), "<bundled-trace>")
 
 
@@ -731,8 +731,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from . import __version__
-    from .cli import _console
+    from memdesc import __version__
+    from memdesc.cli import _console
     con = _console()
     jobs = jobs_from_args(args)
     if not jobs:
@@ -757,11 +757,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(doc, indent=1, default=str))
         con.print(f"wrote {args.json}")
     if args.out:
-        from .htmlreport import write_report
+        from memdesc.report.html import write_report
         files = write_report(doc, Path(args.out), title=title)
         con.print(f"wrote {', '.join(str(f) for f in files)}")
     if args.findings:
-        from .htmlreport import write_findings
+        from memdesc.report.html import write_findings
         write_findings(Path(args.findings), [(title, doc)], compare_command(args, ["--findings", args.findings]))
         con.print(f"wrote {args.findings}")
     return 0
@@ -793,9 +793,9 @@ FINDINGS_DESIGNS = ("linked,embedded,buddy-desc,radix-deque,radix-deque:self,rad
 def cmd_findings(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import __version__
-    from .cli import _console
-    from .htmlreport import write_findings, write_report
+    from memdesc import __version__
+    from memdesc.cli import _console
+    from memdesc.report.html import write_findings, write_report
     con = _console()
     variants = parse_designs(args.designs or FINDINGS_DESIGNS)
     sections = []

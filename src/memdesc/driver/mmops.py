@@ -14,15 +14,15 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .cma import CmaArea, ContigResult, alloc_contig_pages, cma_areas_of, free_contig_range
-from .compaction import compact_zone, compaction_stats
-from .memory_hotplug import OfflineResult, movable_memory_blocks, offline_pages, online_pages
-from .migrate import migrate_stats
-from .mmzone import PAGES_PER_SECTION, ZONE_NAMES
+from memdesc.mm.cma import CmaArea, ContigResult, alloc_contig_pages, cma_areas_of, free_contig_range
+from memdesc.mm.compaction import compact_zone, compaction_stats
+from memdesc.mm.memory_hotplug import OfflineResult, movable_memory_blocks, offline_pages, online_pages
+from memdesc.mm.migrate import migrate_stats
+from memdesc.mm.mmzone import PAGES_PER_SECTION, ZONE_NAMES
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator
-    from .workloads.events import Compact, ContigAlloc, ContigFree, Offline, Online
+    from memdesc.mm.page_alloc import PageAllocator
+    from memdesc.workloads.events import Compact, ContigAlloc, ContigFree, Offline, Online
 
 
 class MmOps:

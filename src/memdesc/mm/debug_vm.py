@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .designs.base import list_id
-from .mmzone import (
+from memdesc.designs.base import list_id
+from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_HIGHATOMIC,
     MIGRATE_ISOLATE,
@@ -38,7 +38,7 @@ from .mmzone import (
 )
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator
+    from memdesc.mm.page_alloc import PageAllocator
 
 
 class InvariantViolation(AssertionError):
@@ -72,7 +72,7 @@ class CheckReport:
 
 
 def check_allocator(a: PageAllocator, raise_on_error: bool = True) -> CheckReport:
-    from .page_alloc import AS_META, AS_ORDER_MASK, AS_PCP
+    from memdesc.mm.page_alloc import AS_META, AS_ORDER_MASK, AS_PCP
 
     r = CheckReport()
     d = a.design

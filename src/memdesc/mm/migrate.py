@@ -37,12 +37,12 @@ import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from . import gfp as G
-from .mmzone import ZoneType
-from .page_alloc import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, AS_PINNED
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import ZoneType
+from memdesc.mm.page_alloc import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, AS_PINNED
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator
+    from memdesc.mm.page_alloc import PageAllocator
 
 REASON_UNMOVABLE = "unmovable"
 REASON_PINNED = "pinned"

@@ -55,19 +55,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import gfp as G
-from .designs.base import list_id
-from .machine import machine_from_zoneinfo
-from .mmzone import (
+from memdesc.designs.base import list_id
+from memdesc.driver.runner import Runner
+from memdesc.machine import machine_from_zoneinfo
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_MOVABLE,
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
     NR_PAGE_ORDERS,
 )
-from .page_alloc import PageAllocator
-from .runner import Runner
-from .vmstat import (
+from memdesc.mm.page_alloc import PageAllocator
+from memdesc.mm.vmstat import (
     FREE_LIST_CAP,
     kernel_migratetypes,
     pageblock_counts,
@@ -75,9 +75,9 @@ from .vmstat import (
     parse_pagetypeinfo,
     parse_zoneinfo,
 )
-from .workloads.events import Alloc, Free, Mark
-from .workloads.replay import ReplayStats, trace_events
-from .workloads.trace import TraceRecord
+from memdesc.workloads.events import Alloc, Free, Mark
+from memdesc.workloads.replay import ReplayStats, trace_events
+from memdesc.workloads.trace import TraceRecord
 
 __all__ = [
     "TOLERANCES",

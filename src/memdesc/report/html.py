@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .compare import FRAG_ORDER, fmt_bytes, key_metrics, not_run, table_rows, who_wins
-from .mmzone import NR_PAGE_ORDERS
+from memdesc.analysis.compare import FRAG_ORDER, fmt_bytes, key_metrics, not_run, table_rows, who_wins
+from memdesc.mm.mmzone import NR_PAGE_ORDERS
 
 COMPONENT_ORDER = ("memmap", "folio descriptors", "anon_folio descriptors", "slab descriptors",
                    "ptdesc descriptors", "struct buddy", "radix nodes", "other")
@@ -414,7 +414,7 @@ def _verdict(by_label: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def write_findings(path: Path, sections: Sequence[tuple[str, dict[str, Any]]], command: str) -> None:
-    from . import __version__
+    from memdesc import __version__
     parts = [FINDINGS_INTRO.format(command=command, order=FRAG_ORDER),
              f"memdesc version {__version__}.", "", "## The answer so far", "", *_answer(sections), ""]
     for i, (title, doc) in enumerate(sections, 1):

@@ -2,11 +2,11 @@
 
 Mirrors mm/vmstat.c (6.1, with the 6.19 differences of kernel-facts §5.4/§5.5).
 Every text format has a *pure* renderer that takes plain data (``render_*``), the
-adapter that feeds it from a :class:`memdesc.page_alloc.PageAllocator` and a parser
+adapter that feeds it from a :class:`memdesc.mm.page_alloc.PageAllocator` and a parser
 that reads the real kernel file back into the same plain data, so
 ``render_x(parse_x(real_file)) == real_file`` byte for byte.
 
-Zone and migratetype numbering: the model's numbering is fixed (memdesc.mmzone);
+Zone and migratetype numbering: the model's numbering is fixed (memdesc.mm.mmzone);
 the printed columns follow the kernel configuration, i.e. ``machine.kernel_zone_names``
 (x86_64 adds ``Device``) and ``machine.config_cma`` (without CONFIG_CMA there is no
 CMA column and Isolate follows HighAtomic).
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .mmzone import (
+from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_HIGHATOMIC,
     MIGRATE_ISOLATE,

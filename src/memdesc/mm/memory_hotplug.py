@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .cma import contig_chunks
-from .migrate import allocated_heads, migrate_block
-from .mmzone import MIGRATE_CMA, MIGRATE_MOVABLE, PAGES_PER_SECTION, ZoneType
-from .page_alloc import NO_ZONE
-from .page_isolation import (
+from memdesc.mm.cma import contig_chunks
+from memdesc.mm.migrate import allocated_heads, migrate_block
+from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_MOVABLE, PAGES_PER_SECTION, ZoneType
+from memdesc.mm.page_alloc import NO_ZONE
+from memdesc.mm.page_isolation import (
     MEMORY_OFFLINE,
     REPORT_FAILURE,
     start_isolate_page_range,
@@ -47,7 +47,7 @@ from .page_isolation import (
 )
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator
+    from memdesc.mm.page_alloc import PageAllocator
 
 _OFFLINE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _SAVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # memmap words before set_reserved

@@ -28,18 +28,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import gfp as G
-from .migrate import allocated_heads, migrate_block
-from .mmzone import MAX_PAGE_ORDER, MIGRATE_CMA, MIGRATE_MOVABLE
-from .page_alloc import NO_ZONE
-from .page_isolation import (
+from memdesc.mm import gfp as G
+from memdesc.mm.migrate import allocated_heads, migrate_block
+from memdesc.mm.mmzone import MAX_PAGE_ORDER, MIGRATE_CMA, MIGRATE_MOVABLE
+from memdesc.mm.page_alloc import NO_ZONE
+from memdesc.mm.page_isolation import (
     start_isolate_page_range,
     test_pages_isolated,
     undo_isolate_page_range,
 )
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator
+    from memdesc.mm.page_alloc import PageAllocator
 
 CONTIG_KIND = "contig"
 
@@ -145,7 +145,7 @@ def free_contig_range(alloc: PageAllocator, pfn: int, nr_pages: int) -> None:
 def _quick_blocker(alloc: PageAllocator, start: int, end: int, cma: bool) -> tuple[int, str] | None:
     """A cheap pre-check (pfn_range_valid_contig plus a scan for allocations that
     migration would refuse), to skip hopeless candidates in alloc_contig_pages."""
-    from .migrate import migrate_refusal
+    from memdesc.mm.migrate import migrate_refusal
 
     prob = _range_problem(alloc, start, end)
     if prob is not None:

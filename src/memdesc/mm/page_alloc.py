@@ -30,10 +30,10 @@ from typing import Any
 
 import numpy as np
 
-from . import gfp as G
-from .designs.base import Design, list_id
-from .machine import Machine
-from .mmzone import (
+from memdesc.designs.base import Design, list_id
+from memdesc.machine import Machine
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import (
     FALLBACKS,
     MAX_ORDER_NR_PAGES,
     MAX_PAGE_ORDER,
@@ -284,7 +284,7 @@ class PageAllocator:
         if isinstance(design, Design):
             self.design = design
         else:
-            from .designs import get_design
+            from memdesc.designs import get_design
             cls = get_design(design) if isinstance(design, str) else design
             self.design = cls(self, **(design_options or {}))
         self.design.init_memmap()
@@ -1664,8 +1664,8 @@ class PageAllocator:
         return total
 
     def check(self, raise_on_error: bool = True) -> Any:
-        """Run the exhaustive invariant checker (memdesc.check)."""
-        from .check import check_allocator
+        """Run the exhaustive invariant checker (memdesc.mm.debug_vm)."""
+        from memdesc.mm.debug_vm import check_allocator
         return check_allocator(self, raise_on_error=raise_on_error)
 
     def metadata_summary(self) -> dict[str, Any]:

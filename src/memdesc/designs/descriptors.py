@@ -63,11 +63,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import gfp as G
-from .mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, PAGE_SHIFT, PAGE_SIZE, ZoneType
+from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, PAGE_SHIFT, PAGE_SIZE, ZoneType
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator
+    from memdesc.mm.page_alloc import PageAllocator
 
 # -- memdesc type tags (kernel-facts §2.2, latest table) ------------------------------
 TAG_MASK = 0xF
@@ -485,7 +485,7 @@ class Descriptors:
     # -- checks ----------------------------------------------------------------------------------
     def check_slab_pages(self, report: Any) -> None:
         """Slab pages are AS_META blocks of the cache's order, lowmem, unmovable, not CMA."""
-        from .page_alloc import AS_META, AS_ORDER_MASK, AS_PCP
+        from memdesc.mm.page_alloc import AS_META, AS_ORDER_MASK, AS_PCP
 
         a = self.alloc
         pbo = a.pageblock_order
@@ -512,7 +512,7 @@ class Descriptors:
         holds the head's word; a descriptor word points at a live descriptor owned by
         exactly that block; every descriptor is referenced (counts equal, no leak);
         slab pages are metadata in lowmem, unmovable, non-CMA pageblocks."""
-        from .page_alloc import AS_ORDER_MASK, AS_PCP
+        from memdesc.mm.page_alloc import AS_ORDER_MASK, AS_PCP
 
         a = self.alloc
         n = a.nr_pfns

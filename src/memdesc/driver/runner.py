@@ -16,11 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
-from .check import CheckReport, check_allocator
-from .mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
-from .page_alloc import BadCall, MemdescError, PageAllocator
-from .workloads.events import Alloc, Compact, ContigAlloc, ContigFree, Free, Mark, Offline, Online
+from memdesc import __version__
+from memdesc.mm.debug_vm import CheckReport, check_allocator
+from memdesc.mm.mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
+from memdesc.mm.page_alloc import BadCall, MemdescError, PageAllocator
+from memdesc.workloads.events import Alloc, Compact, ContigAlloc, ContigFree, Free, Mark, Offline, Online
 
 GC_THRESHOLD0 = 50_000  # cyclic GC generation-0 threshold while Runner.run() replays
 
@@ -79,7 +79,7 @@ class Runner:
 
     def _get_mmops(self) -> Any:
         if self.mmops is None:
-            from .mmops import MmOps  # the mm-operations layer (migration, CMA, offline)
+            from memdesc.driver.mmops import MmOps  # the mm-operations layer (migration, CMA, offline)
             self.mmops = MmOps(self.alloc)
         return self.mmops
 
@@ -315,7 +315,7 @@ def run_summary(runner: Runner, config: dict[str, Any]) -> dict[str, Any]:
     if runner.mmops is not None and hasattr(runner.mmops, "metrics"):
         out["mm_ops"] = runner.mmops.metrics()
     try:
-        from .vmstat import fragmentation_summary
+        from memdesc.mm.vmstat import fragmentation_summary
         out["fragmentation"] = fragmentation_summary(a)
     except ImportError:
         pass

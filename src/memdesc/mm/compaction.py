@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .designs.base import list_id
-from .migrate import migrate_block, migrate_refusal
-from .mmzone import (
+from memdesc.designs.base import list_id
+from memdesc.mm.migrate import migrate_block, migrate_refusal
+from memdesc.mm.mmzone import (
     FALLBACKS,
     MIGRATE_CMA,
     MIGRATE_ISOLATE,
@@ -41,10 +41,10 @@ from .mmzone import (
     WMARK_LOW,
     WMARK_MIN,
 )
-from .page_alloc import ALLOC_CMA, AS_ORDER_MASK, AS_PCP, FPI_NONE
+from memdesc.mm.page_alloc import ALLOC_CMA, AS_ORDER_MASK, AS_PCP, FPI_NONE
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator, Zone
+    from memdesc.mm.page_alloc import PageAllocator, Zone
 
 COMPACT_CLUSTER_MAX = 32  # SWAP_CLUSTER_MAX
 SYSCTL_EXTFRAG_THRESHOLD = 500

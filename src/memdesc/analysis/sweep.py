@@ -1,6 +1,6 @@
 """``memdesc sweep FILE.toml``: designs x machines x workloads x seeds.
 
-Every cell is one :func:`memdesc.compare.run_job`. Cells run on local processes by
+Every cell is one :func:`memdesc.analysis.compare.run_job`. Cells run on local processes by
 default, or on a Dask distributed cluster given ``--scheduler ADDRESS``; both are a
 ``concurrent.futures.Executor`` (``distributed.Client.get_executor()``), so there is one
 code path. Each finished cell is written atomically to ``DIR/cells/<key>.json`` as soon as
@@ -36,7 +36,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .compare import default_jobs_n, fmt_bytes, key_metrics, make_jobs, parse_designs, run_job, short_spec
+from memdesc.analysis.compare import (
+    default_jobs_n,
+    fmt_bytes,
+    key_metrics,
+    make_jobs,
+    parse_designs,
+    run_job,
+    short_spec,
+)
 
 SWEEP_KEYS = {"designs", "machines", "workloads", "seeds", "ops", "kernel", "sample_every", "check_every",
               "mm_probe", "timeout", "lenient", "compaction", "pcp", "title"}
@@ -117,7 +125,7 @@ def run_sweep(cfg: dict[str, Any], out: Path, *, scheduler: str | None = None, n
               on_cell: Callable[[dict[str, Any], int, int], None] | None = None) -> SweepResult:
     """Run the missing cells of the sweep into ``out/cells``; return every finished cell.
     ``limit`` stops after that many new cells (what an interruption looks like)."""
-    from .htmlreport import atomic_write
+    from memdesc.report.html import atomic_write
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     jobs = cell_jobs(cfg)
@@ -234,8 +242,8 @@ def write_sweep_report(cfg: dict[str, Any], res: SweepResult, out: Path, command
     import html
     import io
 
-    from . import __version__
-    from .htmlreport import atomic_write
+    from memdesc import __version__
+    from memdesc.report.html import atomic_write
     rows = summary_rows(res.cells)
     files = [out / "sweep.json", out / "summary.csv", out / "report.md", out / "report.html"]
     atomic_write(files[0], json.dumps({"memdesc_version": __version__, "sweep": cfg, "command": command,
@@ -277,7 +285,7 @@ def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path | None:
     """Grouped bars: peak metadata % of RAM per design, one group per machine (mean over
     workloads and seeds)."""
     try:
-        from .htmlreport import _plt
+        from memdesc.report.html import _plt
         plt = _plt()
     except ImportError:
         return None
@@ -318,7 +326,7 @@ def add_parser(sub: Any) -> None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .cli import _console
+    from memdesc.cli import _console
     con = _console()
     cfg = load_sweep(args.file)
     out = Path(args.out or f"sweep-{Path(args.file).stem}")

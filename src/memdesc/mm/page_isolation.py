@@ -27,11 +27,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, ZoneType
-from .page_alloc import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, FPI_TO_TAIL, NO_ZONE
+from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, ZoneType
+from memdesc.mm.page_alloc import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, FPI_TO_TAIL, NO_ZONE
 
 if TYPE_CHECKING:
-    from .page_alloc import PageAllocator, Zone
+    from memdesc.mm.page_alloc import PageAllocator, Zone
 
 # isol_flags (include/linux/page-isolation.h, 6.1)
 MEMORY_OFFLINE = 0x1
@@ -81,7 +81,7 @@ def has_unmovable_pages(alloc: PageAllocator, start: int, end: int, migratetype:
     EXCEPT allocator metadata, which the model detects (the point of memdesc);
     free buddy / pcp pages and movable allocations are fine; anything else is
     unmovable."""
-    from .migrate import meta_kind
+    from memdesc.mm.migrate import meta_kind
 
     if alloc.get_pageblock_migratetype(start) == MIGRATE_CMA:
         if migratetype == MIGRATE_CMA:
@@ -255,7 +255,7 @@ def test_pages_isolated(alloc: PageAllocator, start: int, end: int, flags: int =
     while pfn < end:
         o = bo(pfn)
         if o < 0:
-            from .migrate import migrate_refusal
+            from memdesc.mm.migrate import migrate_refusal
 
             st = alloc.alloc_state[pfn]
             if alloc.reserved_np[pfn]:

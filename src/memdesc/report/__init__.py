@@ -1,0 +1,1 @@
+"""memdesc.report.text."""
