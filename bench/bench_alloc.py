@@ -20,9 +20,9 @@ import sys
 import time
 
 from memdesc import __version__
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
-from memdesc.mm.page_alloc import PageAllocator
 
 MIX = [  # (weight, gfp, order) - a kernel-like distribution
     (50, G.GFP_HIGHUSER_MOVABLE, 0), (14, G.GFP_KERNEL, 0), (8, G.GFP_KERNEL | G.__GFP_RECLAIMABLE, 0),
@@ -50,7 +50,7 @@ def make_ops(n: int, seed: int, live_target: int) -> list[tuple[int, int, int]]:
 
 
 def run_mix(design: str, pcp: bool, nops: int, seed: int, spec: str, kernel: str) -> dict:
-    a = PageAllocator(parse_machine(spec), design=design, kernel=kernel, pcp=pcp)
+    a = new_allocator(parse_machine(spec), design, kernel=kernel, pcp=pcp)
     ops = make_ops(nops, seed, live_target=200_000)
     live: list[tuple[int, int]] = []
     alloc_pages, free_pages = a.alloc_pages, a.free_pages
@@ -76,7 +76,7 @@ def run_mix(design: str, pcp: bool, nops: int, seed: int, spec: str, kernel: str
 
 def setup_time(spec: str, design: str) -> dict:
     t0 = time.perf_counter()
-    a = PageAllocator(parse_machine(spec), design=design)
+    a = new_allocator(parse_machine(spec), design)
     dt = time.perf_counter() - t0
     return {"machine": spec, "design": design, "setup_s": dt,
             "memmap_stored_bytes": a.design.metadata().get("memmap_bytes_stored", 0)}

@@ -13,17 +13,17 @@ import argparse
 import json
 import time
 
+from memdesc.driver.boot import new_allocator
 from memdesc.driver.mmops import MmOps
 from memdesc.driver.runner import Runner
 from memdesc.machine import parse_machine
-from memdesc.mm.page_alloc import PageAllocator
 from memdesc.workloads.synthetic import synthetic_events
 
 
 def one(machine: str, design: str, ops: int, seed: int) -> dict:
     name, _, opt = design.partition(":")
     opts = dict(kv.split("=", 1) for kv in opt.split(",") if kv)
-    a = PageAllocator(parse_machine(machine), design=name, kernel="6.19", design_options=opts)
+    a = new_allocator(parse_machine(machine), name, kernel="6.19", design_options=opts)
     r = Runner(a)
     r.run(synthetic_events("mixed", ops, seed, a.machine.present_pages))
     mm = MmOps(a)

@@ -53,12 +53,12 @@ def _best(fn: object, repeat: int) -> float:
 def _run_full(path: Path, design: str) -> tuple[float, float, int]:
     """Set up the machine for ``design``, then parse + replay ``path`` into it:
     (set-up seconds, parse + replay seconds, events replayed)."""
+    from memdesc.driver.boot import new_allocator
     from memdesc.driver.runner import Runner
     from memdesc.machine import parse_machine
-    from memdesc.mm.page_alloc import PageAllocator
 
     t0 = time.perf_counter()
-    a = PageAllocator(parse_machine(f"zoneinfo:{START_ZONEINFO}"), kernel="6.1", design=design)
+    a = new_allocator(parse_machine(f"zoneinfo:{START_ZONEINFO}"), design, kernel="6.1")
     t1 = time.perf_counter()
     res = Runner(a).run(trace_events(path, kernel="6.1"))
     return t1 - t0, time.perf_counter() - t1, res.ops

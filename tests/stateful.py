@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
-from memdesc.mm.page_alloc import AS_PCP, BadCall, PageAllocator
+from memdesc.mm.internal import AS_PCP, BadCall
+from memdesc.mm.page_alloc import PageAllocator
 
 GFPS = [
     G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | getattr(G, "__GFP_RECLAIMABLE"), G.GFP_ATOMIC,
@@ -46,7 +48,7 @@ def make_allocator_machine(spec: str, design: str, design_options: dict | None =
     class AllocatorMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.a = PageAllocator(parse_machine(spec), design=design, kernel=kernel, pcp=pcp,
+            self.a = new_allocator(parse_machine(spec), design=design, kernel=kernel, pcp=pcp,
                                    design_options=dict(design_options or {}))
             self.live: list[tuple[int, int]] = []
             self.freed: list[tuple[int, int]] = []

@@ -22,10 +22,12 @@ from memdesc.designs.descriptors import (
     kind_from_gfp,
     misc_word,
 )
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
+from memdesc.mm.internal import AS_META, AS_ORDER_MASK, AS_PCP
 from memdesc.mm.mmzone import MIGRATE_CMA, ZoneType
-from memdesc.mm.page_alloc import AS_META, AS_ORDER_MASK, AS_PCP, PageAllocator
+from memdesc.mm.page_alloc import PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
 WRITE = getattr(G, "__GFP_WRITE")
@@ -62,7 +64,7 @@ def workload(a: PageAllocator, n: int, seed: int = 1, check_every: int = 0) -> l
 
 # -- slab model ------------------------------------------------------------------------------
 def test_calculate_order_and_objects_per_slab(m1g):
-    a = PageAllocator(m1g)
+    a = new_allocator(m1g)
     assert calculate_order(80) == 0 and calculate_order(512) == 0
     c = KmemCache(a, "folio", 80)
     assert (c.size, c.order, c.objects_per_slab) == (80, 0, 51)
@@ -77,7 +79,7 @@ def test_calculate_order_and_objects_per_slab(m1g):
 
 
 def test_slab_transitions_pages_and_accounting(m1g):
-    a = PageAllocator(m1g)
+    a = new_allocator(m1g)
     free0 = sum(z.free_pages for z in a.zones)
     c = KmemCache(a, "t", 80)
     ptrs = [c.alloc() for _ in range(c.objects_per_slab)]
@@ -105,7 +107,7 @@ def test_slab_transitions_pages_and_accounting(m1g):
 
 
 def test_object_pointers_round_trip(m1g):
-    a = PageAllocator(m1g)
+    a = new_allocator(m1g)
     for size, order in ((80, None), (48, 3), (1500, None)):
         c = KmemCache(a, f"c{size}", size, order=order)
         ptrs = [c.alloc() for _ in range(c.objects_per_slab + 3)]
@@ -122,7 +124,7 @@ def test_object_pointers_round_trip(m1g):
 
 
 def test_cache_fault_injection(m1g):
-    a = PageAllocator(m1g)
+    a = new_allocator(m1g)
     c = KmemCache(a, "f", 64, rng=random.Random(5), fail_rate=0.5)
     got = [c.alloc() for _ in range(200)]
     assert 50 < got.count(0) < 150
@@ -131,7 +133,7 @@ def test_cache_fault_injection(m1g):
 
 
 def test_offbook_cache_takes_no_pages(m1g):
-    a = PageAllocator(m1g)
+    a = new_allocator(m1g)
     free0 = sum(z.free_pages for z in a.zones)
     c = KmemCache(a, "o", 80, offbook=True)
     ptrs = [c.alloc() for _ in range(500)]
@@ -167,7 +169,7 @@ def test_kind_from_gfp():
 
 @pytest.mark.parametrize("design", ["embedded", "buddy-desc"])
 def test_memdesc_words_by_kind(m1g, design):
-    a = PageAllocator(m1g, design=design)
+    a = new_allocator(m1g, design=design)
     m = a.design.mm.np
     W = a.design.W
     for kind, tag in (("file", MEMDESC_FILE), ("anon", MEMDESC_ANON), ("slab", MEMDESC_SLAB),
@@ -183,7 +185,7 @@ def test_memdesc_words_by_kind(m1g, design):
     pfn = a.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 0)
     assert int(m[pfn * W]) & TAG_MASK == MEMDESC_ANON
     a.check()
-    b = PageAllocator(m1g, design=design, design_options={"derive_kinds": False})
+    b = new_allocator(m1g, design=design, design_options={"derive_kinds": False})
     pfn = b.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 0)
     assert int(b.design.mm.np[pfn * W]) == misc_word("misc", 0)
     b.check()
@@ -191,7 +193,7 @@ def test_memdesc_words_by_kind(m1g, design):
 
 @pytest.mark.parametrize("design", ["embedded", "buddy-desc"])
 def test_descriptor_failure_is_clean(m1g, design):
-    a = PageAllocator(m1g, design=design, design_options={"desc_fail_rate": 1.0})
+    a = new_allocator(m1g, design=design, design_options={"desc_fail_rate": 1.0})
     free0 = [z.free_pages for z in a.zones]
     assert a.alloc_pages(G.GFP_KERNEL, 0, kind="anon") == -1
     assert a.last_failure == "descriptor" and a.counters.alloc_fail["descriptor"] >= 1
@@ -203,7 +205,7 @@ def test_descriptor_failure_is_clean(m1g, design):
 
 @pytest.mark.parametrize("design", ["embedded", "buddy-desc"])
 def test_recursion_bounded_and_metadata_keys(m1g, design):
-    a = PageAllocator(m1g, design=design)
+    a = new_allocator(m1g, design=design)
     workload(a, 3000)
     md = a.design.metadata()
     for key in ("memmap_bytes", "dynamic_bytes", "descriptor_bytes_live", "descriptor_bytes_peak",
@@ -221,7 +223,7 @@ def test_recursion_bounded_and_metadata_keys(m1g, design):
 @pytest.mark.parametrize("spec", ["i386:4G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
 @pytest.mark.parametrize("design", ["embedded", "buddy-desc"])
 def test_slab_pages_never_highmem_movable_cma(spec, design):
-    a = PageAllocator(parse_machine(spec), design=design)
+    a = new_allocator(parse_machine(spec), design=design)
     live = []
     for i in range(4000):  # user pages land in HIGHMEM / MOVABLE / CMA; their folios must not
         pfn = a.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 0, kind="anon" if i % 2 else "file")
@@ -240,7 +242,7 @@ def test_slab_pages_never_highmem_movable_cma(spec, design):
 
 def test_lowmem_exhaustion_fails_descriptors_not_highmem():
     """i386: with lowmem gone, folios cannot be had although HIGHMEM is free."""
-    a = PageAllocator(parse_machine("i386:2G"), design="embedded")
+    a = new_allocator(parse_machine("i386:2G"), design="embedded")
     while a.alloc_pages(G.GFP_KERNEL, 0, kind="vmalloc") >= 0:
         pass
     hm = [z for z in a.zones if z.ztype == ZoneType.HIGHMEM][0]

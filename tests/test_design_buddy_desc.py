@@ -8,7 +8,6 @@ import pytest
 from stateful import random_workload
 
 from memdesc.designs import DesignError
-from memdesc.designs.base import list_id
 from memdesc.designs.buddy_desc import (
     BF_FLAGS,
     BF_ORDER,
@@ -21,10 +20,12 @@ from memdesc.designs.buddy_desc import (
     BuddyDescDesign,
 )
 from memdesc.designs.descriptors import MEMDESC_BUDDY, TAG_MASK
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
 from memdesc.mm.cma import alloc_contig_range, free_contig_range
 from memdesc.mm.compaction import compact_memory
+from memdesc.mm.mmzone import list_id
 from memdesc.mm.page_alloc import PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
@@ -43,16 +44,16 @@ def workload(a: PageAllocator, n: int, seed: int = 1, check_every: int = 0, inva
 
 
 def test_registered_sizes_and_options():
-    a = PageAllocator(parse_machine("x86_64:1G"), design="buddy-desc")
+    a = new_allocator(parse_machine("x86_64:1G"), design="buddy-desc")
     d = a.design
     assert isinstance(d, BuddyDescDesign) and d.struct_page_bytes == 8
     assert d.bcache.object_size == 40 and d.bcache.size == 48 and d.bcache.objects_per_slab == 682
     with pytest.raises(DesignError):
-        PageAllocator(parse_machine("x86_64:1G"), design="buddy-desc", design_options={"nope": 1})
+        new_allocator(parse_machine("x86_64:1G"), design="buddy-desc", design_options={"nope": 1})
 
 
 def test_struct_buddy_fields_and_memdesc():
-    a = PageAllocator(parse_machine("x86_64:1G"), design="buddy-desc")
+    a = new_allocator(parse_machine("x86_64:1G"), design="buddy-desc")
     d = a.design
     z = max(a.zones, key=lambda z: z.free_pages)
     lid = list_id(z.zid, 10, 1)
@@ -65,7 +66,7 @@ def test_struct_buddy_fields_and_memdesc():
     assert (flags >> FL_ZONE_SHIFT) & 0xF == z.node_zone_idx and (flags >> FL_NODE_SHIFT) & 0x3FF == z.nid
     assert d.b[r * BW + BF_ORDER] == 10 and d.b[r * BW + BF_PAGE] == head
     assert d.page_is_buddy(head, 10, z.zid) and not d.page_is_buddy(head, 9, z.zid)
-    assert d.list_of(head) == lid and d.buddy_order(head + 1) == -1 and d.m[head + 1] == 0
+    assert head in d.list_pfns(lid) and d.buddy_order(head + 1) == -1 and d.m[head + 1] == 0
     # boot struct buddies came from the boot pool and are accounted
     md = d.metadata()
     assert md["boot_bytes"] == d.nr_boot * 48 and d.nr_boot >= sum(sum(z.nr_free) for z in a.zones)
@@ -78,7 +79,7 @@ def test_struct_buddy_fields_and_memdesc():
 @pytest.mark.parametrize("spec", ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
 @pytest.mark.parametrize("kernel", ["6.1", "6.19"])
 def test_random_workload_checked(spec, kernel):
-    a = PageAllocator(parse_machine(spec), design="buddy-desc", kernel=kernel)
+    a = new_allocator(parse_machine(spec), design="buddy-desc", kernel=kernel)
     workload(a, 4000, seed=7, check_every=1000, invariant=True)
     a.check()
     md = a.design.metadata()
@@ -87,7 +88,7 @@ def test_random_workload_checked(spec, kernel):
 
 
 def test_i386():
-    a = PageAllocator(parse_machine("i386:4G"), design="buddy-desc")
+    a = new_allocator(parse_machine("i386:4G"), design="buddy-desc")
     assert a.design.struct_page_bytes == 4
     workload(a, 3000, seed=5, check_every=1000, invariant=True)
     assert int(a.design.mm.np.max()) < 1 << 32
@@ -95,7 +96,7 @@ def test_i386():
 
 
 def test_fault_injection_fails_cleanly_never_allocates_on_free():
-    a = PageAllocator(parse_machine("x86_64:1G"), design="buddy-desc",
+    a = new_allocator(parse_machine("x86_64:1G"), design="buddy-desc",
                       design_options={"desc_fail_rate": 0.05, "seed": 9})
     workload(a, 5000, seed=3, check_every=1000, invariant=True)
     md = a.design.metadata()
@@ -106,7 +107,7 @@ def test_fault_injection_fails_cleanly_never_allocates_on_free():
 
 def test_buddy_cache_failure_blocks_allocation_with_free_pages():
     """No struct buddy memory: the allocation fails although free pages exist, nothing changes."""
-    a = PageAllocator(parse_machine("x86_64:1G"), design="buddy-desc")
+    a = new_allocator(parse_machine("x86_64:1G"), design="buddy-desc")
     d = a.design
     assert a.alloc_pages(G.GFP_KERNEL, 0, kind="misc") >= 0
     d.bcache.fail_rate, d.bcache.rng = 1.0, random.Random(0)
@@ -124,7 +125,7 @@ def test_buddy_cache_failure_blocks_allocation_with_free_pages():
 
 
 def test_mark_allocated_paths_compaction_and_contig():
-    a = PageAllocator(parse_machine("i386:1G"), design="buddy-desc")
+    a = new_allocator(parse_machine("i386:1G"), design="buddy-desc")
     workload(a, 6000, seed=4)
     compact_memory(a)
     a.check()
@@ -143,8 +144,8 @@ def test_mark_allocated_paths_compaction_and_contig():
 @pytest.mark.parametrize("pcp", [True, False])
 def test_offbook_same_pfns_as_linked(spec, kernel, pcp):
     m = parse_machine(spec)
-    ref = workload(PageAllocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
-    a = PageAllocator(m, design="buddy-desc", kernel=kernel, pcp=pcp, design_options={"offbook": True})
+    ref = workload(new_allocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
+    a = new_allocator(m, design="buddy-desc", kernel=kernel, pcp=pcp, design_options={"offbook": True})
     assert workload(a, 3000, seed=11, invariant=True) == ref
     assert all(not c.slab_pfns() for c in a.design.desc.caches)
     a.check()

@@ -6,11 +6,12 @@ import pytest
 from stateful import random_workload
 
 from memdesc.designs import DesignError
-from memdesc.designs.base import list_id
 from memdesc.designs.descriptors import MEMDESC_ANON, MEMDESC_BUDDY, TAG_MASK
 from memdesc.designs.embedded import EmbeddedDesign
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
+from memdesc.mm.mmzone import list_id
 from memdesc.mm.page_alloc import PageAllocator
 
 RECL = getattr(G, "__GFP_RECLAIMABLE")
@@ -21,15 +22,15 @@ def workload(a: PageAllocator, n: int, seed: int = 1, check_every: int = 0) -> l
 
 
 def test_registered_and_options():
-    a = PageAllocator(parse_machine("x86_64:1G"), design="embedded", design_options={"seed": 3})
+    a = new_allocator(parse_machine("x86_64:1G"), design="embedded", design_options={"seed": 3})
     assert isinstance(a.design, EmbeddedDesign) and a.design.struct_page_bytes == 16
     assert a.design.memmap_bytes() == a.machine.present_pages * 16
     with pytest.raises(DesignError):
-        PageAllocator(parse_machine("x86_64:1G"), design="embedded", design_options={"bogus": 1})
+        new_allocator(parse_machine("x86_64:1G"), design="embedded", design_options={"bogus": 1})
 
 
 def test_bit_layout_round_trip():
-    a = PageAllocator(parse_machine("x86_64:1G"), design="embedded")
+    a = new_allocator(parse_machine("x86_64:1G"), design="embedded")
     d = a.design
     m = d.mm.np
     z = max(a.zones, key=lambda z: z.free_pages)
@@ -43,7 +44,7 @@ def test_bit_layout_round_trip():
         assert int(m[2 * nxt + 1]) >> 4 == head
     assert d.buddy_order(head) == 10 and d.page_is_buddy(head, 10, z.zid)
     assert not d.page_is_buddy(head, 9, z.zid) and not d.page_is_buddy(head + 1, 10, z.zid)
-    assert d.list_of(head) == lid
+    assert head in d.list_pfns(lid)
     assert not m[2 * (head + 1)] and not m[2 * (head + 1) + 1]  # tails are zero
     # allocated: every page holds the tagged descriptor pointer, word 1 zero
     pfn = a.alloc_pages(G.GFP_HIGHUSER_MOVABLE, 3, kind="anon")
@@ -59,7 +60,7 @@ def test_bit_layout_round_trip():
 @pytest.mark.parametrize("spec", ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
 @pytest.mark.parametrize("kernel", ["6.1", "6.19"])
 def test_random_workload_checked(spec, kernel):
-    a = PageAllocator(parse_machine(spec), design="embedded", kernel=kernel)
+    a = new_allocator(parse_machine(spec), design="embedded", kernel=kernel)
     workload(a, 5000, seed=7, check_every=1000)
     r = a.check()
     assert r.ok and a.allocs_in_free_path == 0
@@ -67,7 +68,7 @@ def test_random_workload_checked(spec, kernel):
 
 
 def test_i386_runs_with_pfn_links():
-    a = PageAllocator(parse_machine("i386:4G"), design="embedded")
+    a = new_allocator(parse_machine("i386:4G"), design="embedded")
     assert a.design.struct_page_bytes == 8  # two 4-byte words
     workload(a, 4000, seed=2, check_every=1000)
     d = a.design
@@ -77,12 +78,12 @@ def test_i386_runs_with_pfn_links():
 
 def test_i386_strict_refuses():
     with pytest.raises(DesignError, match="8 bytes"):
-        PageAllocator(parse_machine("i386:4G"), design="embedded", design_options={"strict32": True})
-    PageAllocator(parse_machine("x86_64:1G"), design="embedded", design_options={"strict32": True})
+        new_allocator(parse_machine("i386:4G"), design="embedded", design_options={"strict32": True})
+    new_allocator(parse_machine("x86_64:1G"), design="embedded", design_options={"strict32": True})
 
 
 def test_descriptor_failures_counted_no_alloc_on_free():
-    a = PageAllocator(parse_machine("x86_64:1G"), design="embedded",
+    a = new_allocator(parse_machine("x86_64:1G"), design="embedded",
                       design_options={"desc_fail_rate": 0.1, "seed": 4})
     workload(a, 4000, seed=3, check_every=1000)
     md = a.design.metadata()
@@ -97,8 +98,8 @@ def test_descriptor_failures_counted_no_alloc_on_free():
 @pytest.mark.parametrize("pcp", [True, False])
 def test_offbook_same_pfns_as_linked(spec, kernel, pcp):
     m = parse_machine(spec)
-    ref = workload(PageAllocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
-    a = PageAllocator(m, design="embedded", kernel=kernel, pcp=pcp, design_options={"offbook": True})
+    ref = workload(new_allocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
+    a = new_allocator(m, design="embedded", kernel=kernel, pcp=pcp, design_options={"offbook": True})
     assert workload(a, 3000, seed=11) == ref
     assert a.design.metadata()["slab_pages_live"] > 0  # descriptors exist, just off the books
     assert all(not c.slab_pfns() for c in a.design.desc.caches)

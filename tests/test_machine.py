@@ -2,9 +2,9 @@ from pathlib import Path
 
 import pytest
 
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import MachineSpecError, parse_machine, parse_size
 from memdesc.mm.mmzone import ZoneType
-from memdesc.mm.page_alloc import PageAllocator
 
 TRACES = Path(__file__).resolve().parents[2] / "shared" / "traces"
 
@@ -64,7 +64,7 @@ def test_one_tib_is_representable():
 @pytest.mark.parametrize("d", sorted(p.name for p in TRACES.glob("*/")) if TRACES.exists() else [])
 def test_zoneinfo_machines(d):
     m = parse_machine(f"zoneinfo:{TRACES / d / 'zoneinfo-start.txt'}")
-    a = PageAllocator(m, kernel="6.1")
+    a = new_allocator(m, kernel="6.1")
     text = (TRACES / d / "zoneinfo-start.txt").read_text()
     # managed pages of every populated zone match the kernel's
     for z in a.zones:

@@ -12,7 +12,8 @@ import random
 import numpy as np
 import pytest
 
-from memdesc.designs.base import DesignError, list_id, split_list_id
+from memdesc.designs.base import DesignError
+from memdesc.driver.boot import new_allocator
 from memdesc.driver.mmops import MmOps
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
@@ -21,14 +22,23 @@ from memdesc.mm.cma import alloc_contig_range, cma_areas_of, contig_chunks, free
 from memdesc.mm.compaction import (
     compact_memory,
     compact_zone,
-    compaction_stats,
     fragmentation_index,
     install_direct_compaction,
 )
+from memdesc.mm.internal import AS_MOVABLE, AS_PINNED
 from memdesc.mm.memory_hotplug import movable_memory_blocks, offline_pages, online_pages
-from memdesc.mm.migrate import migrate_block, migrate_stats
-from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_TYPES, NR_PAGE_ORDERS, ZoneType
-from memdesc.mm.page_alloc import AS_MOVABLE, AS_PINNED, PageAllocator
+from memdesc.mm.migrate import migrate_block
+from memdesc.mm.mmzone import (
+    MIGRATE_CMA,
+    MIGRATE_ISOLATE,
+    MIGRATE_MOVABLE,
+    MIGRATE_TYPES,
+    NR_PAGE_ORDERS,
+    ZoneType,
+    list_id,
+    split_list_id,
+)
+from memdesc.mm.page_alloc import PageAllocator
 from memdesc.mm.page_isolation import start_isolate_page_range, undo_isolate_page_range
 from memdesc.workloads.events import Compact, ContigAlloc, ContigFree, Offline, Online
 
@@ -41,7 +51,7 @@ GFP_MOVABLE = G.GFP_HIGHUSER_MOVABLE
 def make(spec: str, design: str = "linked", kernel: str = "6.19") -> PageAllocator:
     """A booted allocator, or skip when another engineer's design is not ready."""
     try:
-        return PageAllocator(parse_machine(spec), design=design, kernel=kernel)
+        return new_allocator(parse_machine(spec), design=design, kernel=kernel)
     except (ImportError, DesignError, NotImplementedError, AttributeError) as e:
         if design == "linked":
             raise
@@ -236,11 +246,11 @@ def test_cma_usable_for_movable_and_fully_reclaimable(design: str) -> None:
     assert in_area, "movable allocations never used the CMA area"
     assert all(a.alloc_state[p] & AS_MOVABLE for p, o in in_area)
     area = cma_areas_of(a)[0]
-    before = migrate_stats(a).pgmigrate_success
+    before = a.migrate_stats.pgmigrate_success
     r = area.cma_alloc(area.count)
     assert r.ok, (r.failed_pfn, r.blocker_kind, r.reason)
     assert r.pfn == area.base_pfn and r.migrated > 0
-    assert migrate_stats(a).pgmigrate_success - before == r.migrated
+    assert a.migrate_stats.pgmigrate_success - before == r.migrated
     a.check()
     live.verify()
     assert not any(in_cma(a, p, o) for p, o in live.blocks.values())
@@ -392,7 +402,7 @@ def test_alloc_contig_range_reports_first_blocker() -> None:
     # metadata: a page recorded as allocator metadata in the CMA area (as a broken design
     # might put it), isolating for CMA passes has_unmovable_pages, migration refuses
     cs, ce = a.machine.cma_areas[0]
-    free_p = next(p for p in range(cs, ce) if a.take_free_block(p, 0))
+    free_p = next(p for p in range(cs, ce) if a.isolate_free_page(p, 0))
     a.mark_allocated(free_p, 0, kind="meta:radix-node")
     a.design.meta_kind = lambda pfn: "radix-node"  # a design hook, on the instance
     r = alloc_contig_range(a, cs, ce, MIGRATE_CMA)
@@ -469,7 +479,7 @@ def test_offline_fails_naming_the_blocker(what: str) -> None:
         want = "pinned"
     else:
         victim = start + nr // 2 + 3
-        assert a.take_free_block(victim, 0)
+        assert a.isolate_free_page(victim, 0)
         a.mark_allocated(victim, 0, kind="meta:slab")
         want = "metadata"
     a.check()
@@ -496,7 +506,7 @@ def test_mmops_whole_machine_questions() -> None:
     assert ops.cma_alloc_all()["ok"] is False  # no CMA on this machine
     # pin one movable page in ZONE_MOVABLE: now it must fail, naming it
     bs, bn = movable_memory_blocks(a)[0]
-    p = next(p for p in range(bs + 5, bs + bn) if a.take_free_block(p, 0))
+    p = next(p for p in range(bs + 5, bs + bn) if a.isolate_free_page(p, 0))
     a.mark_allocated(p, 0, "anon", movable=True)
     live.adopt(p, 0)
     a.alloc_state[p] |= AS_PINNED
@@ -540,16 +550,18 @@ def test_migrate_refusals_and_design_hooks() -> None:
         return new
 
     a.design.relocate_meta = relocate
+    a.design.relocates_meta = True
     r = migrate_block(a, meta)
     assert r.ok and moved == {meta: r.new_pfn}
     del a.design.relocate_meta
-    # migrate_descriptor: called instead of post_alloc for the new block
+    del a.design.relocates_meta
+    # kind_of: the new block's descriptor kind comes from the design
     calls = []
-    a.design.migrate_descriptor = lambda old, new, order: calls.append((old, new, order))
+    a.design.kind_of = lambda pfn: calls.append(pfn) or "file"
     pfn, o = next((p, oo) for p, oo in live.blocks.values() if a.alloc_state[p] & AS_MOVABLE)
     r = migrate_block(a, pfn)
-    assert r.ok and calls == [(pfn, r.new_pfn, o)]
-    del a.design.migrate_descriptor
+    assert r.ok and calls == [pfn]
+    del a.design.kind_of
     a.check()
 
 
@@ -563,7 +575,7 @@ def _checkerboard(a: PageAllocator, live: Live, z, movable: bool) -> None:
             blocks += [(p, o) for p in a.design.list_pfns(list_id(z.zid, o, mt))]
     pages = []
     for head, o in blocks:
-        assert a.take_free_block(head, o)
+        assert a.isolate_free_page(head, o)
         for p in range(head, head + (1 << o)):
             a.mark_allocated(p, 0, "anon" if movable else "misc", movable=movable)
             live.adopt(p, 0)
@@ -592,7 +604,7 @@ def test_compaction_defragments_movable_zone() -> None:
     a.check()
     live.verify()
     assert sum(z.nr_free[o] << o for o in (9, 10)) > 0.25 * z.free_pages
-    assert compaction_stats(a).runs == 1 + len(rs)
+    assert a.compact_stats.runs == 1 + len(rs)
 
 
 def test_direct_compaction_on_failed_high_order_allocation() -> None:

@@ -2,8 +2,10 @@
 
 import pytest
 
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import gfp as G
+from memdesc.mm.internal import BadCall
 from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_MOVABLE,
@@ -11,11 +13,10 @@ from memdesc.mm.mmzone import (
     MIGRATE_UNMOVABLE,
     ZoneType,
 )
-from memdesc.mm.page_alloc import BadCall, PageAllocator
 
 
 def mk(spec="x86_64:256M", kernel="6.19", pcp=False):
-    return PageAllocator(parse_machine(spec), kernel=kernel, pcp=pcp)
+    return new_allocator(parse_machine(spec), kernel=kernel, pcp=pcp)
 
 
 def test_boot_all_free_and_merged():
@@ -111,7 +112,7 @@ def test_highatomic_reserve():
     a = mk("x86_64:1G", kernel="6.1")
     assert a.alloc_pages(G.GFP_ATOMIC_61, 2) >= 0
     assert a.counters.highatomic_reserved == 0  # the fast path has no ALLOC_HARDER
-    info = a.gfp_info(G.GFP_ATOMIC_61)
+    info = a.alloc_context(G.GFP_ATOMIC_61)
     p = a.get_page_from_freelist(G.GFP_ATOMIC_61, 2, info.slow_flags, info.zl_by_node[0], info, 0)
     a.alloc_state[p] = 3  # record it as the order-2 block it is
     assert p >= 0
@@ -230,7 +231,7 @@ def test_refill_split_run_matches_step_by_step(monkeypatch, spec, profile, kerne
     def run(shortcut):
         if not shortcut:
             monkeypatch.setattr(get_design(design), "unlink_split_run", lambda self, *a: False)
-        a = PageAllocator(m, kernel=kernel, design=design)
+        a = new_allocator(m, kernel=kernel, design=design)
         Runner(a).run(events)
         monkeypatch.undo()
         a.check()
@@ -259,13 +260,15 @@ def test_refill_remembers_fallback_mode(monkeypatch, kernel, claims):
         calls["claim"] += 1
         return -1
 
-    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_claim", no_claim)
-    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_fallback_61", lambda self, *args: False)
-    steal = PageAllocator._PageAllocator__rmqueue_steal
-    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_steal", lambda self, *args: -1)
+    cls = type(a)
+    monkeypatch.setattr(cls, "_rmqueue_claim", no_claim, raising=False)
+    monkeypatch.setattr(cls, "_rmqueue_fallback", lambda self, *args: False, raising=False)
+    steal = getattr(cls, "_rmqueue_steal", None)
+    monkeypatch.setattr(cls, "_rmqueue_steal", lambda self, *args: (-1, -1), raising=False)
     while any(a.free_count(z, o, MIGRATE_UNMOVABLE) for o in range(11)):
         assert a.alloc_pages(G.GFP_KERNEL, 0) >= 0  # use up every UNMOVABLE free block
-    monkeypatch.setattr(PageAllocator, "_PageAllocator__rmqueue_steal", steal)
+    if steal is not None:
+        monkeypatch.setattr(cls, "_rmqueue_steal", steal)
     calls["claim"] = 0
     got = a.rmqueue_bulk(z, 0, 16, deque(), MIGRATE_UNMOVABLE, 0)
     assert calls["claim"] == claims

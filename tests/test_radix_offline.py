@@ -5,6 +5,7 @@ and offline succeeds; the default `reserve` never puts nodes there."""
 
 import pytest
 
+from memdesc.driver.boot import new_allocator
 from memdesc.driver.mmops import MmOps
 from memdesc.driver.runner import Runner
 from memdesc.machine import parse_machine
@@ -14,7 +15,7 @@ from memdesc.workloads.synthetic import synthetic_events
 
 
 def _run(policy: str) -> tuple[PageAllocator, list[int], dict]:
-    a = PageAllocator(parse_machine("x86_64:512M,movablecore=25%"), design="radix-deque", kernel="6.19",
+    a = new_allocator(parse_machine("x86_64:512M,movablecore=25%"), design="radix-deque", kernel="6.19",
                       design_options={"policy": policy})
     Runner(a).run(synthetic_events("mixed", 40000, 3, a.machine.present_pages))
     in_movable = [p for p in a.design.node_page_pfns() if a.zone_of(p).ztype == ZoneType.MOVABLE]

@@ -14,8 +14,8 @@ import pytest
 from conftest import SHARED
 
 from memdesc.analysis import validate as V
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import machine_from_zoneinfo
-from memdesc.mm.page_alloc import PageAllocator
 
 TRACES = SHARED / "traces"
 PLAIN = TRACES / "x86_64-2g-plain-s1"
@@ -107,7 +107,7 @@ def test_x86_low_memory_layout_moves_the_dma_hole():
     fixed = machine_from_zoneinfo(bundled_trace_dir() / "zoneinfo-start.txt")
     assert (0x9F, 0x100) in fixed.holes
     assert V.x86_low_memory_layout(fixed) == fixed  # nothing left for validate to correct
-    a = PageAllocator(fixed, "linked", kernel="6.1")
+    a = new_allocator(fixed, "linked", kernel="6.1")
     dma = next(z for z in a.zones if z.name == "DMA")
     # the 158 reserved pages sit below 1 MiB; the top of the zone is 3 free order-10 blocks
     assert dma.managed == 3840

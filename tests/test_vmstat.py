@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import parse_machine
 from memdesc.mm import vmstat as V
 from memdesc.mm.page_alloc import PageAllocator
@@ -26,7 +27,7 @@ def _ids(cases: list[tuple[Path, str]]) -> list[str]:
 @cache
 def _alloc(name: str, kernel: str = "6.1") -> PageAllocator:
     m = parse_machine(f"zoneinfo:{TRACES / name / 'zoneinfo-start.txt'}")
-    return PageAllocator(m, kernel=kernel)
+    return new_allocator(m, kernel=kernel)
 
 
 def _keys(text: str) -> list[str]:
@@ -116,7 +117,7 @@ def test_model_pagetypeinfo_cma_columns() -> None:
 
 @needs_traces
 def test_model_blockcount_unaligned_start_and_holes() -> None:
-    a = PageAllocator(parse_machine(f"zoneinfo:{TRACES / 'x86_64-2g-plain-s1' / 'zoneinfo-start.txt'}"),
+    a = new_allocator(parse_machine(f"zoneinfo:{TRACES / 'x86_64-2g-plain-s1' / 'zoneinfo-start.txt'}"),
                       kernel="6.1")
     dma = next(z for z in a.zones if z.name == "DMA")
     assert dma.start_pfn == 1

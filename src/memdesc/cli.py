@@ -10,8 +10,9 @@ from typing import Any
 
 from memdesc import __version__
 from memdesc.designs import DesignError, design_names
+from memdesc.driver.boot import new_allocator
 from memdesc.machine import MachineSpecError, format_size, parse_machine
-from memdesc.mm.page_alloc import MemdescError, PageAllocator
+from memdesc.mm.internal import MemdescError
 
 MACHINE_HELP = ("machine spec: x86_64:16G[,movablecore=25%%][,cma=256M][,cpus=N], i386:4G, numa:2x8G, "
                 "zoneinfo:PATH (default: the bundled trace's machine)")
@@ -44,7 +45,7 @@ def _console():
 def cmd_machine(args: argparse.Namespace) -> int:
     from rich.table import Table
     m = parse_machine(args.spec)
-    a = PageAllocator(m, design=args.design, kernel=args.kernel)
+    a = new_allocator(m, args.design, kernel=args.kernel)
     con = _console()
     con.print(m.describe())
     t = Table(title=f"zones after boot ({args.design}, kernel {args.kernel}, min_free_kbytes {a.min_free_kbytes})")
@@ -64,7 +65,7 @@ def cmd_machine(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_allocator(args: argparse.Namespace) -> PageAllocator:
+def build_allocator(args: argparse.Namespace) -> Any:
     from memdesc.workloads import default_machine_spec
     spec = args.machine or default_machine_spec()
     m = parse_machine(spec)
@@ -73,7 +74,7 @@ def build_allocator(args: argparse.Namespace) -> PageAllocator:
         opts["policy"] = args.policy
     if getattr(args, "words", None):
         opts["words"] = args.words
-    return PageAllocator(m, design=args.design, kernel=args.kernel, pcp=not args.no_pcp, design_options=opts)
+    return new_allocator(m, args.design, kernel=args.kernel, pcp=not args.no_pcp, design_options=opts)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

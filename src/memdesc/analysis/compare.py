@@ -161,8 +161,8 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
             "machine_spec": job["machine"], "workload_spec": job["workload"], "seed": job["seed"]}
     try:
         from memdesc.designs import DesignError, get_design
+        from memdesc.driver.boot import new_allocator
         from memdesc.machine import parse_machine
-        from memdesc.mm.page_alloc import PageAllocator
         from memdesc.workloads import default_machine_spec, open_workload
     except ImportError as e:  # pragma: no cover - broken install
         return {**base, "status": "error", "reason": f"import failed: {e}"}
@@ -170,7 +170,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         get_design(job["design"])
         spec = job["machine"] or default_machine_spec()
         m = parse_machine(spec)
-        a = PageAllocator(m, design=job["design"], kernel=job["kernel"], pcp=job.get("pcp", True),
+        a = new_allocator(m, job["design"], kernel=job["kernel"], pcp=job.get("pcp", True),
                           design_options=dict(job.get("options", {})))
     except (ImportError, DesignError, TypeError, ValueError) as e:
         return {**base, "status": "skipped", "reason": f"{type(e).__name__}: {e}"}

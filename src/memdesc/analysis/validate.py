@@ -36,10 +36,10 @@ The start state (``start=``):
 * ``"boot"``: the replay's default, no placeholders: the model keeps the pre-trace memory
   free; the difference at the start snapshot is carried forward as a calibrated term.
 
-The allocator is :class:`_X86PageAllocator` (``x86_low=True``): the base model with two
-boot-state corrections the traces showed (pageblocks whose first pfn memmap_init never
-visits stay UNMOVABLE; x86 memory below 1 MiB is the reserved part of the DMA zone), both
-proposed for page_alloc.py / machine.py in docs/validation.md.
+With ``x86_low=True`` (the default) the machine's DMA zone gets the x86 low-memory
+layout the traces show (x86_low_memory_layout()); the two boot-state corrections
+validation found (pageblocks whose first pfn memmap_init never visits stay UNMOVABLE;
+x86 memory below 1 MiB is reserved) are in the core (memdesc.mm.mm_init).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memdesc.designs.base import list_id
+from memdesc.driver.boot import new_allocator
 from memdesc.driver.runner import Runner
 from memdesc.machine import machine_from_zoneinfo
 from memdesc.mm import gfp as G
@@ -65,8 +65,8 @@ from memdesc.mm.mmzone import (
     MIGRATE_RECLAIMABLE,
     MIGRATE_UNMOVABLE,
     NR_PAGE_ORDERS,
+    list_id,
 )
-from memdesc.mm.page_alloc import PageAllocator
 from memdesc.mm.vmstat import (
     FREE_LIST_CAP,
     kernel_migratetypes,
@@ -288,11 +288,6 @@ def x86_low_memory_layout(machine: Any) -> Any:
     return dataclasses.replace(machine, holes=tuple(holes))
 
 
-# The two boot-state corrections validation found (memmap_init_range leaving a partial
-# first pageblock UNMOVABLE; x86 reserving the RAM below 1 MiB) are in the core now.
-_X86PageAllocator = PageAllocator
-
-
 class _Validation:
     def __init__(
         self,
@@ -310,8 +305,7 @@ class _Validation:
         self.machine = machine_from_zoneinfo(trace_dir / "zoneinfo-start.txt")
         if x86_low:
             self.machine = x86_low_memory_layout(self.machine)
-        cls = _X86PageAllocator if x86_low else PageAllocator
-        self.alloc = cls(self.machine, design, kernel=kernel, design_options=design_options)
+        self.alloc = new_allocator(self.machine, design, kernel=kernel, design_options=design_options)
         self.kernel = kernel
         self.config_cma = self.machine.config_cma
         self.mts = kernel_migratetypes(self.config_cma)

@@ -25,7 +25,7 @@ free_area list heads of struct zone (sentinels, not struct buddies, not counted)
 ``flags`` bits::
 
     0-3    migratetype of the list the block is on (the kernel today re-reads the
-           pageblock; kept here so list_of() and the checker need no walk)
+           pageblock; kept here so the checker needs no walk)
     4-7    zone index within the node (kernel zone numbering, ZONES_SHIFT <= 3)
     8-17   node id (NODES_SHIFT 10)
     20     BUDDY_FREE: attached to a free block (clear while in the reserve pool)
@@ -53,7 +53,7 @@ pool.  The allocation path tops the pool up *before* taking pages (prep_alloc) t
     H_buddy = margin(order of the buddy slab)        -- a buddy slab page during the top-up
 
 (the last MAX_PAGE_ORDER is headroom for one split the core makes without prep_alloc:
-take_free_block() for migration/compaction/contig allocation, topped up again in
+isolate_free_page() for migration/compaction/contig allocation, topped up again in
 post_alloc() when mark_allocated() follows).
 If the pool cannot be filled (slab page or injected failure) the allocation fails before
 any page is touched (FAIL_DESCRIPTOR, counted in ``buddy_desc_failures``).
@@ -70,7 +70,7 @@ the boot free blocks (and H_buddy more, so the first buddy slab can be allocated
 from an off-book boot pool (memblock-like, addresses in the vmalloc area of the model);
 they are counted in ``boot_bytes`` and included in ``dynamic_bytes``.  They are reused
 like any other struct buddy and never returned.  After boot the pool must never run dry;
-if it does (a core path that takes pages without prep_alloc, e.g. take_free_block), a
+if it does (a core path that takes pages without prep_alloc, e.g. isolate_free_page), a
 boot object is used and ``pool_exhausted`` is reported by check().
 """
 
@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from memdesc.designs.base import Design, DesignError, list_id, split_list_id
+from memdesc.designs.base import Design, DesignError
 from memdesc.designs.descriptors import (
     MEMDESC_BUDDY,
     OFFBOOK_BASE,
@@ -92,7 +92,7 @@ from memdesc.designs.descriptors import (
     Descriptors,
 )
 from memdesc.designs.memmap import Memmap
-from memdesc.mm.mmzone import MAX_PAGE_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER
+from memdesc.mm.mmzone import MAX_PAGE_ORDER, MIGRATE_TYPES, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER, split_list_id
 
 BW = 5
 BF_FLAGS, BF_NEXT, BF_PREV, BF_ORDER, BF_PAGE = range(BW)
@@ -115,6 +115,7 @@ class BuddyDescDesign(DescriptorMixin, Design):
     name = "buddy-desc"
     struct_page_bytes = 8
     uses_descriptors = True
+    variants = ({}, {"desc_fail_rate": 0.05})
 
     def __init__(self, alloc: Any, **options: Any) -> None:
         super().__init__(alloc, **options)
@@ -165,6 +166,9 @@ class BuddyDescDesign(DescriptorMixin, Design):
     def set_reserved(self, start: int, end: int) -> None:
         """Reserved pages keep memdesc 0 (Misc, subtype 0 "reserved")."""
 
+    def clear_reserved(self, start: int, end: int) -> None:
+        """Reserved and free-but-unlisted pages are both memdesc 0: nothing to do."""
+
     # -- struct buddy objects ------------------------------------------------------------------
     def _new_row(self, ptr: int) -> int:
         if self.free_rows:
@@ -196,13 +200,7 @@ class BuddyDescDesign(DescriptorMixin, Design):
 
     def committed(self) -> int:
         """Blocks that may become free without a merge: allocated + pcp blocks."""
-        n = self.nr_alloc
-        for z in self.alloc.zones:
-            for p in z.pcp:
-                if p.count:
-                    for lst in p.lists:
-                        n += len(lst)
-        return n
+        return self.nr_alloc + self.alloc.nr_pcp_blocks()
 
     def _topup(self, target: int, gfp: int) -> bool:
         """Fill the reserve pool to ``target`` objects (may nest one alloc_pages per slab)."""
@@ -248,7 +246,7 @@ class BuddyDescDesign(DescriptorMixin, Design):
             while len(self.pool) < self.h_buddy:
                 self.pool.append(self._boot_object())
         committed = self.committed()
-        if self.alloc.depth > 1 or self.alloc.in_free_path:
+        if self.alloc.alloc_depth > 1 or self.alloc.in_free_path:
             # nested (a slab page for a descriptor or struct buddy cache): no top-up
             if len(self.pool) < committed + margins[order]:
                 self.buddy_desc_failures += 1
@@ -267,7 +265,7 @@ class BuddyDescDesign(DescriptorMixin, Design):
         self.nr_alloc += 1
         super().post_alloc(pfn, order, kind, token)
         if not token and self._margins is not None and not self.alloc.in_free_path:
-            # mark_allocated() after take_free_block(): that split was not prepared for
+            # mark_allocated() after isolate_free_page(): that split was not prepared for
             # (it used the MAX_PAGE_ORDER of spare headroom); restore the headroom now.
             target = self.committed() + self.h_buddy + MAX_PAGE_ORDER
             if not self._topup(target, 0):
@@ -368,10 +366,6 @@ class BuddyDescDesign(DescriptorMixin, Design):
         rb = self.ptr2row[w & ~TAG_MASK] * BW
         return self.b[rb + BF_ORDER] if self.b[rb + BF_PAGE] == pfn else -1
 
-    def list_of(self, pfn: int) -> int:
-        rb = self.ptr2row[self.m[pfn] & ~TAG_MASK] * BW
-        return list_id(self.alloc.zid_of_pfn[pfn], self.b[rb + BF_ORDER], self.b[rb + BF_FLAGS] & FL_MT_MASK)
-
     # -- accounting and checks -----------------------------------------------------------------
     def _head_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """(pfns whose memdesc is Buddy-tagged, their struct buddy rows or -1)."""
@@ -405,6 +399,10 @@ class BuddyDescDesign(DescriptorMixin, Design):
     def memmap_bytes(self) -> int:
         return self.alloc.machine.present_pages * self.page_bytes
 
+    def fingerprint_state(self) -> list[Any]:
+        return [*super().fingerprint_state(), self.b, self.rowptr, sorted(self.ptr2row.items()), self.free_rows,
+                self.pool, self.nr_boot, self.nr_alloc]
+
     def metadata(self) -> dict[str, Any]:
         md = self.desc.metadata()
         boot_bytes = self.nr_boot * self.bcache.size
@@ -423,11 +421,9 @@ class BuddyDescDesign(DescriptorMixin, Design):
         md["allocs_in_free_path"] = self.alloc.allocs_in_free_path
         return md
 
-    def check(self, report: Any) -> None:
-        from memdesc.mm.page_alloc import AS_PCP
-
+    def check(self, report: Any, state: Any) -> None:
         a = self.alloc
-        self.desc.check(report, self.mm.np)
+        self.desc.check(report, state, self.mm.np)
         # every struct buddy on a list describes its block; count them
         b = self.b
         in_use = 0
@@ -465,10 +461,8 @@ class BuddyDescDesign(DescriptorMixin, Design):
             report.add("buddy_leak", f"{owned} struct buddies owned but the slab holds {self.bcache.objects_live} "
                        f"and the boot pool {self.nr_boot}")
         # never allocate on free: the reserve covers every block that can be freed
-        st = np.frombuffer(a.alloc_state, dtype=np.uint8)
-        nz = st[st != 0]
-        n_alloc = int(((nz & AS_PCP) == 0).sum())
-        n_pcp = int(((nz & AS_PCP) != 0).sum())
+        n_alloc = len(state.AH)
+        n_pcp = len(state.PH)
         if n_alloc != self.nr_alloc:
             report.add("buddy_reserve", f"{n_alloc} allocated blocks but the design counts {self.nr_alloc}")
         if self._seeded and len(self.pool) < n_alloc + n_pcp:

@@ -64,7 +64,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from memdesc.mm import gfp as G
-from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, PAGE_SHIFT, PAGE_SIZE, ZoneType
+from memdesc.mm.internal import AS_META, AS_ORDER_MASK, AS_PCP
+from memdesc.mm.mmzone import MIGRATE_CMA, PAGE_SHIFT, PAGE_SIZE, ZoneType
 
 if TYPE_CHECKING:
     from memdesc.mm.page_alloc import PageAllocator
@@ -411,7 +412,7 @@ class Descriptors:
         self.slab_pages_live += delta
         if self.slab_pages_live > self.slab_pages_peak:
             self.slab_pages_peak = self.slab_pages_live
-        d = self.alloc.depth + (delta > 0 and not self.offbook)
+        d = self.alloc.alloc_depth + (delta > 0 and not self.offbook)
         if d > self.max_depth:
             self.max_depth = d
 
@@ -483,48 +484,35 @@ class Descriptors:
         }
 
     # -- checks ----------------------------------------------------------------------------------
-    def check_slab_pages(self, report: Any) -> None:
+    def check_slab_pages(self, report: Any, state: Any) -> None:
         """Slab pages are AS_META blocks of the cache's order, lowmem, unmovable, not CMA."""
-        from memdesc.mm.page_alloc import AS_META, AS_ORDER_MASK, AS_PCP
-
         a = self.alloc
-        pbo = a.pageblock_order
+        st = state.alloc_state
         total = 0
         for c in self.caches:
             for pfn in c.slab_pfns():
                 total += 1 << c.order
-                st = a.alloc_state[pfn]
-                if st & AS_PCP or not st & AS_META or (st & AS_ORDER_MASK) - 1 != c.order:
-                    report.add("desc_slab", f"slab {pfn:#x} of cache {c.name}: alloc_state {st:#x} is not an "
+                s = int(st[pfn])
+                if s & AS_PCP or not s & AS_META or (s & AS_ORDER_MASK) - 1 != c.order:
+                    report.add("desc_slab", f"slab {pfn:#x} of cache {c.name}: alloc_state {s:#x} is not an "
                                f"order-{c.order} metadata block")
-                z = a.zones[a.zid_of_pfn[pfn]]
+                z = a.zone_of(pfn)
                 if z.ztype in (ZoneType.HIGHMEM, ZoneType.MOVABLE):
                     report.add("desc_slab", f"slab {pfn:#x} of cache {c.name} is in zone {z.name}")
-                b = pfn >> pbo
-                if a.pb_mt[b] == MIGRATE_CMA or (a.pb_mt[b] == MIGRATE_ISOLATE and a.pb_saved[b] == MIGRATE_CMA):
+                if a.pageblock_base_migratetype(pfn) == MIGRATE_CMA:
                     report.add("desc_slab", f"slab {pfn:#x} of cache {c.name} is in a CMA pageblock")
         if not self.offbook and total != self.slab_pages_live:
             report.add("desc_slab", f"{self.slab_pages_live} slab pages accounted but caches hold {total}")
 
-    def check(self, report: Any, words: np.ndarray) -> None:
+    def check(self, report: Any, state: Any, words: np.ndarray) -> None:
         """Memdesc words vs blocks.  ``words[pfn]`` is the word holding the memdesc of an
-        allocated page (word 0 of struct page).  Checks: every page of an allocated block
-        holds the head's word; a descriptor word points at a live descriptor owned by
-        exactly that block; every descriptor is referenced (counts equal, no leak);
-        slab pages are metadata in lowmem, unmovable, non-CMA pageblocks."""
-        from memdesc.mm.page_alloc import AS_ORDER_MASK, AS_PCP
-
-        a = self.alloc
-        n = a.nr_pfns
-        words = words[:n]
-        st = np.frombuffer(a.alloc_state, dtype=np.uint8)
-        nz = np.nonzero(st)[0]
-        stv = st[nz]
-        alloc_m = (stv & AS_PCP) == 0
-        AH = nz[alloc_m].astype(np.int64)
-        AS = np.left_shift(1, (stv[alloc_m] & AS_ORDER_MASK).astype(np.int64) - 1)
-        PH = nz[~alloc_m].astype(np.int64)
-        PS = np.left_shift(1, (stv[~alloc_m] & AS_ORDER_MASK).astype(np.int64) - 1)
+        allocated page (word 0 of struct page); ``state`` is the checker's CheckState.
+        Checks: every page of an allocated block holds the head's word; a descriptor
+        word points at a live descriptor owned by exactly that block; every descriptor
+        is referenced (counts equal, no leak); slab pages are metadata in lowmem,
+        unmovable, non-CMA pageblocks."""
+        words = words[:state.n]
+        AH, AS, PH, PS = state.AH, state.AS, state.PH, state.PS
         if len(AH):
             total = int(AS.sum())
             starts = np.repeat(AH, AS)
@@ -534,8 +522,7 @@ class Descriptors:
             for i in bad[:5]:
                 report.add("memdesc", f"page {pages[i]:#x} of the allocated block at {starts[i]:#x} holds "
                            f"{int(words[pages[i]]):#x}, the head holds {int(words[starts[i]]):#x}")
-            if len(bad) > 5:
-                report.counts["memdesc"] += len(bad) - 5
+            report.more("memdesc", len(bad) - 5)
             hw = words[AH]
             tags = hw & np.uint64(TAG_MASK)
             bad = np.nonzero(tags == MEMDESC_BUDDY)[0]
@@ -575,7 +562,12 @@ class Descriptors:
             if per_tag.get(tag, 0) != c.objects_live:
                 report.add("desc_leak", f"cache {c.name}: {c.objects_live} live objects but "
                            f"{per_tag.get(tag, 0)} owned by blocks")
-        self.check_slab_pages(report)
+        self.check_slab_pages(report, state)
+
+    def fingerprint_state(self) -> list[Any]:
+        """Everything the descriptor model stores (for the bad-call tests)."""
+        return [sorted(self.owner.items()), [c.stats() for c in self.caches],
+                [(sorted(c.free_idx.items()), list(c.partial)) for c in self.caches]]
 
 
 class DescriptorMixin:
@@ -617,7 +609,7 @@ class DescriptorMixin:
 
     def post_alloc(self, pfn: int, order: int, kind: str, token: Any) -> None:
         if not token:
-            # mark_allocated() (take_free_block users) skips prep_alloc: allocate late.
+            # mark_allocated() (isolate_free_page users) skips prep_alloc: allocate late.
             self.desc.late_allocs += 1
             token = self.desc.prepare(order, kind, 0)
             if token is None:
@@ -628,6 +620,9 @@ class DescriptorMixin:
     def free_prepare(self, pfn: int, order: int) -> None:
         self.desc.release(self.m[pfn * self.W])
         self._clear_block(pfn, order)
+
+    def fingerprint_state(self) -> list[Any]:
+        return [self.mm.buf, *self.desc.fingerprint_state()]
 
 
 __all__ = [

@@ -96,6 +96,9 @@ class EmbeddedDesign(DescriptorMixin, Design):
         """PageReserved lives in the (Misc) memdesc; reserved pages are never touched
         by the allocator, so the model leaves them zero (Misc subtype 0)."""
 
+    def clear_reserved(self, start: int, end: int) -> None:
+        """Reserved and free-but-unlisted pages are both the zero word: nothing to do."""
+
     # -- free lists: list_add / list_add_tail / list_del ---------------------------------
     def add_to_free_list(self, pfn: int, order: int, lid: int, tail: bool) -> None:
         m = self.m
@@ -156,13 +159,6 @@ class EmbeddedDesign(DescriptorMixin, Design):
             return self.m[b + 1] & TAG_MASK
         return -1
 
-    def list_of(self, pfn: int) -> int:
-        m = self.m
-        n = m[pfn << 1] >> SHIFT
-        while n < self.nr:
-            n = m[n << 1] >> SHIFT
-        return n - self.nr
-
     # -- accounting and checks -----------------------------------------------------------
     def numpy_state(self) -> dict[str, Any]:
         w0 = self.mm.field(F_NEXT)
@@ -180,8 +176,8 @@ class EmbeddedDesign(DescriptorMixin, Design):
         md["memmap_bytes_stored"] = self.nr * W * self.alloc.machine.word_size
         return md
 
-    def check(self, report: Any) -> None:
-        self.desc.check(report, self.mm.field(F_NEXT))
+    def check(self, report: Any, state: Any) -> None:
+        self.desc.check(report, state, self.mm.field(F_NEXT))
         # free blocks: the head's prev/next are consistent (list integrity), tails are zero
         w0 = self.mm.field(F_NEXT)
         w1 = self.mm.field(F_PREV)

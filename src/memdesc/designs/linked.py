@@ -80,6 +80,10 @@ class LinkedDesign(Design):
         f = self.mm.field(F_FLAGS)
         f[start:end] |= np.uint64(PG_reserved)
 
+    def clear_reserved(self, start: int, end: int) -> None:
+        f = self.mm.field(F_FLAGS)
+        f[start:end] &= ~np.uint64(PG_reserved)
+
     # -- free lists ------------------------------------------------------------------
     def add_to_free_list(self, pfn: int, order: int, lid: int, tail: bool) -> None:
         m = self.m
@@ -112,10 +116,6 @@ class LinkedDesign(Design):
         m[b + F_PRIVATE] = 0
         m[b + F_TYPE] = PAGE_TYPE_NONE
 
-    def move_to_free_list(self, pfn: int, order: int, lid: int) -> None:
-        self.del_from_free_list(pfn, order)
-        self.add_to_free_list(pfn, order, lid, True)
-
     def first_in_list(self, lid: int) -> int:
         h = self.nr + lid
         n = self.m[h * W + F_NEXT]
@@ -145,13 +145,6 @@ class LinkedDesign(Design):
             return self.m[b + F_PRIVATE]
         return -1
 
-    def list_of(self, pfn: int) -> int:
-        m = self.m
-        n = m[pfn * W + F_NEXT]
-        while n < self.nr:
-            n = m[n * W + F_NEXT]
-        return n - self.nr
-
     # -- allocated memory --------------------------------------------------------------
     def post_alloc(self, pfn: int, order: int, kind: str, token: Any) -> None:
         m = self.m
@@ -178,7 +171,7 @@ class LinkedDesign(Design):
     def metadata(self) -> dict[str, Any]:
         return {"memmap_bytes": self.memmap_bytes(), "memmap_bytes_stored": self.mm.nbytes_stored}
 
-    def check(self, report: Any) -> None:
+    def check(self, report: Any, state: Any) -> None:
         # page_zone_id() of every present pfn matches the zone that spans it
         flags = self.mm.field(F_FLAGS)
         for z in self.alloc.zones:

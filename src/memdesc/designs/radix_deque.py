@@ -40,12 +40,13 @@ from typing import Any
 
 import numpy as np
 
-from memdesc.designs.base import Design, DesignError, split_list_id
+from memdesc.designs.base import Design, DesignError
 from memdesc.designs.descriptors import MEMDESC_BUDDY, Descriptors, misc_word
 from memdesc.designs.linked import zoneid_layout
 from memdesc.designs.memmap import Memmap
 from memdesc.designs.radix_tree import EMPTY, RadixDeques, dense_nodes_bound
 from memdesc.mm import gfp as G
+from memdesc.mm.internal import AS_META, AS_MOVABLE
 from memdesc.mm.mmzone import (
     MIGRATE_CMA,
     MIGRATE_ISOLATE,
@@ -53,6 +54,7 @@ from memdesc.mm.mmzone import (
     NR_PAGE_ORDERS,
     PAGE_SIZE,
     ZoneType,
+    split_list_id,
 )
 
 POLICIES = ("reserve", "defer", "self", "borrow", "movable-nodes")
@@ -91,6 +93,16 @@ class RadixDequeDesign(Design):
     name = "radix-deque"
     struct_page_bytes = 16
     uses_descriptors = True
+    variants = ({}, {"words": 1}, {"policy": "borrow"}, {"policy": "defer", "meta_fail_rate": 0.2},
+                {"policy": "movable-nodes"}, {"policy": "self"})
+
+    @classmethod
+    def expected_violations(cls, options: dict[str, Any]) -> frozenset[str]:
+        """``borrow`` allocates node pages on the free path; ``self`` puts nodes in the
+        freed page wherever it is (HIGHMEM, ZONE_MOVABLE, CMA, isolated pageblocks)."""
+        return {"borrow": frozenset({"alloc_in_free_path"}),
+                "self": frozenset({"unmovable_meta_in_movable"})}.get(options.get("policy", DEFAULT_POLICY),
+                                                                       frozenset())
 
     def __init__(self, alloc: Any, words: int = 2, policy: str = DEFAULT_POLICY, fanout: int = 64,
                  offbook: bool = False, meta_fail_rate: float = 0.0, seed: int = 0,
@@ -153,9 +165,8 @@ class RadixDequeDesign(Design):
         self.borrowed_pages = 0
         self.violations: dict[str, int] = {"HighMem": 0, "Movable": 0, "CMA": 0, "Isolate": 0}
         self._busy = False
-        # memdesc.mm.migrate relocates metadata pages through this hook when it is set:
-        # only node pages of the movable-nodes policy may be moved
-        self.relocate_meta = self._relocate_meta if policy == "movable-nodes" else None
+        # migration may relocate node pages only under the movable-nodes policy
+        self.relocates_meta = policy == "movable-nodes"
 
     # ------------------------------------------------------------------------------
     # boot
@@ -224,6 +235,11 @@ class RadixDequeDesign(Design):
             f = self.mm.field(0)
             f[start:end] |= np.uint64(PG_reserved)
         # words=1: a reserved page is type 0 (Misc) subtype 0, i.e. the zero word
+
+    def clear_reserved(self, start: int, end: int) -> None:
+        if self.words == 2:
+            f = self.mm.field(0)
+            f[start:end] &= ~np.uint64(PG_reserved)
 
     # ------------------------------------------------------------------------------
     # node pool
@@ -328,12 +344,6 @@ class RadixDequeDesign(Design):
         if mode == MODE_FREEPATH:
             self.borrowed_pages += 1
         self._add_node_page(pfn, pool)
-        return True
-
-    def _get_nodes(self, need: int, mode: int, pool: int = 0) -> bool:
-        while self.pool_free[pool] < need:
-            if not self._alloc_node_page(mode, pool):
-                return False
         return True
 
     def _release_page(self, pi: int) -> None:
@@ -539,23 +549,19 @@ class RadixDequeDesign(Design):
     def _placement(self, pfn: int) -> str | None:
         """Why unmovable metadata may not live at pfn (None: it may)."""
         a = self.alloc
-        z = a.zones[a.zid_of_pfn[pfn]]
-        if z.ztype == ZoneType.HIGHMEM:
+        zt = a.zone_of(pfn).ztype
+        if zt == ZoneType.HIGHMEM:
             return "HighMem"
-        if z.ztype == ZoneType.MOVABLE:
+        if zt == ZoneType.MOVABLE:
             return "Movable"
-        b = pfn >> a.pageblock_order
-        mt = a.pb_mt[b]
-        if mt == MIGRATE_CMA or (mt == MIGRATE_ISOLATE and a.pb_saved[b] == MIGRATE_CMA):
+        if a.pageblock_base_migratetype(pfn) == MIGRATE_CMA:
             return "CMA"
-        if mt == MIGRATE_ISOLATE:
+        if a.get_pageblock_migratetype(pfn) == MIGRATE_ISOLATE:
             return "Isolate"
         return None
 
     def _unmapped(self, pfn: int) -> bool:
-        a = self.alloc
-        zt = a.zones[a.zid_of_pfn[pfn]].ztype
-        return zt == ZoneType.HIGHMEM or (zt == ZoneType.MOVABLE and a.machine.arch == "i386")
+        return self.alloc.PageHighMem(pfn)
 
     def _carve_ok(self, pfn: int) -> bool:
         if self.policy == "self":
@@ -564,26 +570,20 @@ class RadixDequeDesign(Design):
         return not self._unmapped(pfn) and self._placement(pfn) != "Isolate"
 
     def _carve(self, pfn: int, order: int, lid: int, tail: bool) -> None:
-        """Consume the last page of the block being freed as a node page; the rest
-        goes back as free pieces of orders order-1 .. 0."""
-        a = self.alloc
-        zid, _, mt = split_list_id(lid)
-        z = a.zones[zid]
+        """Consume the last page of the block being freed as a node page; the core
+        adds the rest back as free pieces of orders order-1 .. 0 (carve_meta_page)."""
         npfn = pfn + (1 << order) - 1
         self._clear_free(pfn)  # a drained deferred block still carries its old state
         where = self._placement(npfn)
         if where is not None and (self.policy != "movable-nodes" or self._unmapped(npfn)):
             self.violations[where] += 1
-        a._account(z, -1, mt)
-        z.nr_free[order] -= 1  # the caller counts the order-`order` block it thinks we added
-        a.mark_allocated(npfn, 0, "meta:radix")
-        self._add_node_page(npfn, self.lid_pool[lid])
-        self.carved_pages += 1
-        p = pfn
-        for j in range(order - 1, -1, -1):
-            self.add_to_free_list(p, j, lid - (order - j) * MIGRATE_TYPES, tail)
-            z.nr_free[j] += 1
-            p += 1 << j
+        pool = self.lid_pool[lid]
+
+        def on_page(p: int) -> None:
+            self._add_node_page(p, pool)
+            self.carved_pages += 1
+
+        self.alloc.carve_meta_page(pfn, order, lid, tail, "meta:radix", on_page)
 
     def del_from_free_list(self, pfn: int, order: int) -> None:
         state, lid, v = self._decode(pfn)
@@ -619,9 +619,6 @@ class RadixDequeDesign(Design):
         w = self.m[pfn]
         t = w & TAG_MASK
         return (w >> W1_ORDER_SHIFT) & 0xF if t == TAG_BUDDY or t == TAG_BUDDY_DEFERRED else -1
-
-    def list_of(self, pfn: int) -> int:
-        return self._decode(pfn)[1]
 
     # ------------------------------------------------------------------------------
     # allocated memory: descriptors, and the allocation-path maintenance
@@ -680,18 +677,14 @@ class RadixDequeDesign(Design):
             self._busy = False
 
     def _drain_self(self) -> None:
-        """`self` never allocates node pages: a deferred block is re-added, and if its
-        deque has no free node it becomes (part of) one."""
-        a = self.alloc
+        """`self` never allocates node pages: a deferred block is re-added (the core
+        counts it on its list already), and if its deque has no free node it becomes
+        (part of) one."""
         for lid in range(self.nlists):
             while self.dhead[lid] >= 0:
                 pfn = self.dhead[lid]
                 self._undefer(pfn, lid)
-                zid, order, _ = split_list_id(lid)
-                z = a.zones[zid]
-                z.nr_free[order] -= 1  # add_to_free_list's caller counts the block
-                self.add_to_free_list(pfn, order, lid, True)
-                z.nr_free[order] += 1
+                self.add_to_free_list(pfn, split_list_id(lid)[1], lid, True)
 
     def abort_alloc(self, token: Any) -> None:
         if self.desc is not None:
@@ -765,17 +758,17 @@ class RadixDequeDesign(Design):
         return new
 
     def meta_movable(self, pfn: int) -> bool:
-        """has_unmovable_pages() hook: under movable-nodes a node page is movable."""
+        """Under movable-nodes a node page is movable (has_unmovable_pages)."""
         return self.policy == "movable-nodes" and pfn in self.pfn_to_pi
 
-    def _relocate_meta(self, pfn: int) -> int:
-        """memdesc.mm.migrate hook: radix node pages move, other metadata (slab) does not."""
-        if pfn not in self.pfn_to_pi:
+    def relocate_meta(self, pfn: int) -> int:
+        """Node pages move (movable-nodes), other metadata (slab) does not."""
+        if not self.relocates_meta or pfn not in self.pfn_to_pi:
             return -1
         return self.relocate_node_page(pfn)
 
     def meta_kind(self, pfn: int) -> str | None:
-        """memdesc.mm.migrate hook: what a metadata page holds (for refusal reports)."""
+        """'radix-node' for node pages (blocker reports)."""
         return "radix-node" if pfn in self.pfn_to_pi else None
 
     def node_page_pfns(self) -> list[int]:
@@ -844,10 +837,18 @@ class RadixDequeDesign(Design):
         })
         return md
 
-    def check(self, report: Any) -> None:
-        from memdesc.mm.page_alloc import AS_META, AS_MOVABLE
+    def fingerprint_state(self) -> list[Any]:
+        t = self.tree
+        out = [self.mm.buf, self.dhead, self.dtail, self.dcount, self.page_pfn, self.page_free, self.page_live,
+               self.page_pool, self.pool_free, [list(p) for p in self.partial], [list(e) for e in self.empty],
+               sorted(self.pfn_to_pi.items()), self.free_pis, *t.fingerprint_state()]
+        if self.desc is not None:
+            out += self.desc.fingerprint_state()
+        return out
 
-        a = self.alloc
+    def check(self, report: Any, state: Any) -> None:
+        astate = state.alloc_state
+        desc_state = state
         t = self.tree
         deferred = 0
         for lid in range(self.nlists):
@@ -880,15 +881,16 @@ class RadixDequeDesign(Design):
         if free != self.free_nodes or free != sum(self.pool_free):
             report.add("radix_nodes", f"{free} free node slots, counters {self.free_nodes} {self.pool_free}")
         if not self.offbook:
+            st = astate
             for pfn in self.node_page_pfns():
-                if a.alloc_state[pfn] & ~AS_MOVABLE != (AS_META | 1):
-                    report.add("radix_meta", f"node page {pfn:#x} has alloc_state {a.alloc_state[pfn]:#x}, "
+                if int(st[pfn]) & ~AS_MOVABLE != (AS_META | 1):
+                    report.add("radix_meta", f"node page {pfn:#x} has alloc_state {int(st[pfn]):#x}, "
                                "not an order-0 metadata page")
             for where, n in self.live_violations().items():
                 if n:
                     report.add("unmovable_meta_in_movable", f"{n} radix node pages in {where} memory", n)
         if self.desc is not None:
-            self.desc.check(report, self.mm.field(self.MD))
+            self.desc.check(report, desc_state, self.mm.field(self.MD))
 
 
 __all__ = ["RadixDequeDesign", "POLICIES", "DEFAULT_POLICY"]

@@ -118,6 +118,12 @@ class RadixDeques:
         self.free_node(node)
 
     # -- queries ------------------------------------------------------------------------
+    def fingerprint_state(self) -> list:
+        """Every array and counter of the trees (for bad-call tests)."""
+        return [self.slots, self.occ, self.nlid, self.nlevel, self.nk0, self.root, self.height, self.bias,
+                self.head, self.tail, self.count, self.headval, self.nnodes, self.nr_allocated, self._free_ids,
+                self._next_id]
+
     def __len__(self) -> int:
         return sum(self.count)
 

@@ -15,9 +15,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from memdesc.mm.cma import CmaArea, ContigResult, alloc_contig_pages, cma_areas_of, free_contig_range
-from memdesc.mm.compaction import compact_zone, compaction_stats
+from memdesc.mm.compaction import compact_zone
 from memdesc.mm.memory_hotplug import OfflineResult, movable_memory_blocks, offline_pages, online_pages
-from memdesc.mm.migrate import migrate_stats
 from memdesc.mm.mmzone import PAGES_PER_SECTION, ZONE_NAMES
 
 if TYPE_CHECKING:
@@ -194,8 +193,8 @@ class MmOps:
         def rate(ok: str, tried: str) -> float | None:
             return c[ok] / c[tried] if c[tried] else None
 
-        cs = compaction_stats(self.alloc)
-        ms = migrate_stats(self.alloc)
+        cs = self.alloc.compact_stats
+        ms = self.alloc.migrate_stats
         out: dict[str, Any] = {}
         for op in ("contig", "cma", "offline", "online"):
             for what in ("attempted", "succeeded", "failed"):

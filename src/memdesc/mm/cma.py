@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from memdesc.mm import gfp as G
-from memdesc.mm.migrate import allocated_heads, migrate_block
+from memdesc.mm.internal import NO_ZONE
+from memdesc.mm.migrate import allocated_heads, migrate_block, migrate_refusal
 from memdesc.mm.mmzone import MAX_PAGE_ORDER, MIGRATE_CMA, MIGRATE_MOVABLE
-from memdesc.mm.page_alloc import NO_ZONE
 from memdesc.mm.page_isolation import (
     start_isolate_page_range,
     test_pages_isolated,
@@ -97,7 +97,7 @@ def _take_range(alloc: PageAllocator, start: int, end: int) -> list[tuple[int, i
     lists and record it allocated, chunk by chunk; returns the chunks."""
     chunks = contig_chunks(start, end)
     for pfn, order in chunks:
-        alloc.take_free_range(pfn, order)
+        alloc.isolate_free_range(pfn, order)
         alloc.mark_allocated(pfn, order, CONTIG_KIND, movable=False)
     return chunks
 
@@ -145,8 +145,6 @@ def free_contig_range(alloc: PageAllocator, pfn: int, nr_pages: int) -> None:
 def _quick_blocker(alloc: PageAllocator, start: int, end: int, cma: bool) -> tuple[int, str] | None:
     """A cheap pre-check (pfn_range_valid_contig plus a scan for allocations that
     migration would refuse), to skip hopeless candidates in alloc_contig_pages."""
-    from memdesc.mm.migrate import migrate_refusal
-
     prob = _range_problem(alloc, start, end)
     if prob is not None:
         return prob
@@ -173,7 +171,7 @@ def alloc_contig_pages(alloc: PageAllocator, nr_pages: int, align_order: int = 0
     t0 = time.perf_counter()
     align = 1 << align_order
     step = -(-nr_pages // align) * align
-    info = alloc.gfp_info(gfp)
+    info = alloc.alloc_context(gfp)
     first: tuple[int, str] | None = None
     attempts = 0
     migrated = 0

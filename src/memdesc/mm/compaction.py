@@ -14,7 +14,7 @@ order k needs an aligned free 2^k target; the kernel migrates order-0 folios
 and skips compound pages, here blocks of order >= pageblock_order are skipped);
 no pageblock skip bits and no cached scanner positions (every run scans the
 zone from both ends, as compact_memory's full reset does); free targets are
-taken lazily (take_free_block at migration time) instead of being held on a
+taken lazily (isolate_free_page at migration time) instead of being held on a
 private list; the pcp lists are drained when the migrate scanner leaves a
 pageblock where it migrated something (the kernel drains the local CPU's).
 Deferral (defer_compaction / compaction_deferred) is modelled per zone.
@@ -22,13 +22,12 @@ Deferral (defer_compaction / compaction_deferred) is modelled per zone.
 
 from __future__ import annotations
 
-import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from memdesc.designs.base import list_id
+from memdesc.mm.internal import ALLOC_CMA, AS_ORDER_MASK, AS_PCP, FPI_NONE, CompactStats, Op
 from memdesc.mm.migrate import migrate_block, migrate_refusal
 from memdesc.mm.mmzone import (
     FALLBACKS,
@@ -40,8 +39,8 @@ from memdesc.mm.mmzone import (
     PAGE_ALLOC_COSTLY_ORDER,
     WMARK_LOW,
     WMARK_MIN,
+    list_id,
 )
-from memdesc.mm.page_alloc import ALLOC_CMA, AS_ORDER_MASK, AS_PCP, FPI_NONE
 
 if TYPE_CHECKING:
     from memdesc.mm.page_alloc import PageAllocator, Zone
@@ -72,37 +71,8 @@ class CompactResult:
     migrate_failed: int = 0  # blocks whose migration failed
 
 
-@dataclass
-class CompactStats:
-    """Aggregates for reports (/proc/vmstat compact_* counters)."""
-
-    runs: int = 0  # compact_zone calls
-    stall: int = 0  # compact_stall: direct compaction attempts
-    success: int = 0  # compact_zone runs that ended with a suitable free page
-    direct_success: int = 0  # compact_success: direct compaction found a page
-    fail: int = 0  # compact_fail
-    deferred: int = 0
-    skipped: int = 0
-    pages_scanned: int = 0
-    free_scanned: int = 0
-    pages_migrated: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-
-
-_STATS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_DEFER: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_ACTIVE: weakref.WeakSet = weakref.WeakSet()
-
-
-def compaction_stats(alloc: PageAllocator) -> CompactStats:
-    s = _STATS.get(alloc)
-    if s is None:
-        s = _STATS[alloc] = CompactStats()
-    return s
-
-
 def _record(alloc: PageAllocator, r: CompactResult) -> None:
-    s = compaction_stats(alloc)
+    s = alloc.compact_stats
     s.runs += 1
     s.pages_scanned += r.pages_scanned
     s.free_scanned += r.free_scanned
@@ -169,50 +139,37 @@ def compact_finished(alloc: PageAllocator, z: Zone, order: int, migratetype: int
             return True
         if migratetype < MIGRATE_PCPTYPES:
             for fmt in FALLBACKS[migratetype]:
-                if first(list_id(z.zid, o, fmt)) >= 0 and alloc.can_steal_fallback(o, migratetype):
+                if first(list_id(z.zid, o, fmt)) >= 0 and alloc.should_try_claim_block(o, migratetype):
                     return True
     return False
 
 
-# -- deferral -----------------------------------------------------------------------------
-def _defer(alloc: PageAllocator, z: Zone) -> list[int]:
-    d = _DEFER.get(alloc)
-    if d is None:
-        d = _DEFER[alloc] = {}
-    st = d.get(z.zid)
-    if st is None:
-        st = d[z.zid] = [0, 0, NR_PAGE_ORDERS]  # considered, defer_shift, order_failed
-    return st
-
-
+# -- deferral (struct zone's compact_considered / compact_defer_shift / compact_order_failed) --
 def defer_compaction(alloc: PageAllocator, z: Zone, order: int) -> None:
     """defer_compaction(): back off exponentially after a failure."""
-    st = _defer(alloc, z)
-    st[0] = 0
-    st[1] = min(st[1] + 1, COMPACT_MAX_DEFER_SHIFT)
-    st[2] = min(st[2], order)
+    z.compact_considered = 0
+    z.compact_defer_shift = min(z.compact_defer_shift + 1, COMPACT_MAX_DEFER_SHIFT)
+    z.compact_order_failed = min(z.compact_order_failed, order)
 
 
 def compaction_deferred(alloc: PageAllocator, z: Zone, order: int) -> bool:
     """compaction_deferred(): skip this attempt while considered < 1 << shift."""
-    st = _defer(alloc, z)
-    if order < st[2]:
+    if order < z.compact_order_failed:
         return False
-    st[0] += 1
-    if st[0] >= 1 << st[1]:
-        st[0] = 1 << st[1]
+    z.compact_considered += 1
+    if z.compact_considered >= 1 << z.compact_defer_shift:
+        z.compact_considered = 1 << z.compact_defer_shift
         return False
     return True
 
 
 def compaction_defer_reset(alloc: PageAllocator, z: Zone, order: int, alloc_success: bool) -> None:
     """compaction_defer_reset()."""
-    st = _defer(alloc, z)
     if alloc_success:
-        st[0] = 0
-        st[1] = 0
-    if order >= st[2]:
-        st[2] = order + 1
+        z.compact_considered = 0
+        z.compact_defer_shift = 0
+    if order >= z.compact_order_failed:
+        z.compact_order_failed = order + 1
 
 
 # -- the scanners --------------------------------------------------------------------------
@@ -250,7 +207,7 @@ def _take_target(alloc: PageAllocator, targets: list[list[int]], order: int) -> 
         run = targets[i]
         p = (run[0] + size - 1) & ~(size - 1)
         while p + size <= run[1]:
-            if alloc.take_free_block(p, order):
+            if alloc.isolate_free_page(p, order):
                 if p == run[0]:
                     run[0] = p + size
                     if run[0] >= run[1]:
@@ -266,7 +223,18 @@ def _take_target(alloc: PageAllocator, targets: list[list[int]], order: int) -> 
 def compact_zone(alloc: PageAllocator, z: Zone, order: int = -1, migratetype: int = MIGRATE_MOVABLE
                  ) -> CompactResult:
     """compact_zone(): run the two scanners until they meet or, for order > 0,
-    until __compact_finished() sees a suitable free page."""
+    until __compact_finished() sees a suitable free page (one Op.COMPACT operation)."""
+    hooks = alloc._op_hooks
+    if hooks:
+        alloc.design.op_begin(Op.COMPACT, False, alloc.in_free_path > 0)
+    try:
+        return _compact_zone(alloc, z, order, migratetype)
+    finally:
+        if hooks:
+            alloc.design.op_end(Op.COMPACT)
+
+
+def _compact_zone(alloc: PageAllocator, z: Zone, order: int, migratetype: int) -> CompactResult:
     r = CompactResult()
     if not z.populated or z.managed == 0:
         r.status = COMPACT_SKIPPED
@@ -348,12 +316,12 @@ def try_to_compact_pages(alloc: PageAllocator, preferred: Zone, order: int, gfp:
     """try_to_compact_pages(): direct compaction over the request's zonelist.
     Returns True when some zone was compacted (not skipped/deferred), which is
     when __alloc_pages_direct_compact retries the freelists."""
-    stats = compaction_stats(alloc)
-    if alloc in _ACTIVE or order <= 0:
+    stats = alloc.compact_stats
+    if alloc.compaction_running or order <= 0:
         return False
-    info = alloc.gfp_info(gfp)
+    info = alloc.alloc_context(gfp)
     zl = alloc.zonelist(preferred.nid, info.highest)
-    _ACTIVE.add(alloc)
+    alloc.compaction_running = True
     progress = False
     stats.stall += 1
     try:
@@ -379,7 +347,7 @@ def try_to_compact_pages(alloc: PageAllocator, preferred: Zone, order: int, gfp:
             if progress:
                 stats.fail += 1
     finally:
-        _ACTIVE.discard(alloc)
+        alloc.compaction_running = False
     return progress
 
 
@@ -390,9 +358,9 @@ def install_direct_compaction(alloc: PageAllocator) -> CompactStats:
         return try_to_compact_pages(alloc, preferred, order, gfp, migratetype)
 
     alloc.compact_hook = hook
-    return compaction_stats(alloc)
+    return alloc.compact_stats
 
 
-__all__ = ["CompactResult", "CompactStats", "compact_zone", "compact_memory", "compaction_suitable",
-           "fragmentation_index", "install_direct_compaction", "try_to_compact_pages", "compaction_stats",
+__all__ = ["CompactResult", "compact_zone", "compact_memory", "compaction_suitable",
+           "fragmentation_index", "install_direct_compaction", "try_to_compact_pages",
            "compact_finished", "COMPACT_CLUSTER_MAX"]

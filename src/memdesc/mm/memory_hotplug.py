@@ -16,10 +16,10 @@ get their saved types back (the kernel leaves them isolated but stops counting
 them in nr_isolate_pageblock; the model's checker counts ISOLATE pageblocks).
 
 online_pages() reverses it: the design un-reserves the pages
-(``design.clear_reserved(start, end)`` if it has one; for ``linked`` the model
-clears PG_reserved in its flags word itself), the pageblocks become MOVABLE
-(memmap_init_range), the pages are freed like memblock frees them at boot
-(_free_range_boot, FPI_TO_TAIL) and watermarks are recomputed.
+(``Design.clear_reserved``), the pageblocks become MOVABLE (memmap_init_range), the
+pages are freed like memblock frees them at boot (``free_pages_memory``, FPI_TO_TAIL)
+and watermarks are recomputed. The offline ranges are kept in ``alloc.offlined``
+(the memory blocks' state).
 
 Memory blocks are 128 MiB sections (PAGES_PER_SECTION); a zone whose edges are
 not section aligned gives clipped blocks (see :func:`movable_memory_blocks`).
@@ -28,16 +28,15 @@ not section aligned gives clipped blocks (see :func:`movable_memory_blocks`).
 from __future__ import annotations
 
 import time
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from memdesc.mm.cma import contig_chunks
+from memdesc.mm.internal import NO_ZONE
 from memdesc.mm.migrate import allocated_heads, migrate_block
 from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_MOVABLE, PAGES_PER_SECTION, ZoneType
-from memdesc.mm.page_alloc import NO_ZONE
 from memdesc.mm.page_isolation import (
     MEMORY_OFFLINE,
     REPORT_FAILURE,
@@ -49,10 +48,6 @@ from memdesc.mm.page_isolation import (
 if TYPE_CHECKING:
     from memdesc.mm.page_alloc import PageAllocator
 
-_OFFLINE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_SAVED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # memmap words before set_reserved
-
-
 @dataclass
 class OfflineResult:
     ok: bool
@@ -63,14 +58,6 @@ class OfflineResult:
     reason: str | None = None  # 'invalid', 'isolate', 'migrate', 'busy', 'nomem', 'not-offline'
     migrated: int = 0
     seconds: float = 0.0
-
-
-def offlined_ranges(alloc: PageAllocator) -> dict[int, int]:
-    """{start_pfn: nr_pages} of the ranges offline_pages() took offline."""
-    d = _OFFLINE.get(alloc)
-    if d is None:
-        d = _OFFLINE[alloc] = {}
-    return d
 
 
 def movable_memory_blocks(alloc: PageAllocator) -> list[tuple[int, int]]:
@@ -110,7 +97,7 @@ def _validate(alloc: PageAllocator, start: int, nr: int) -> tuple[int, str] | No
     holes = np.nonzero(~alloc.present_mask[start:end])[0]
     if len(holes):
         return start + int(holes[0]), "hole"
-    for s, n in offlined_ranges(alloc).items():
+    for s, n in alloc.offlined.items():
         if s < end and start < s + n:
             return max(s, start), "offline"
     return None
@@ -144,64 +131,33 @@ def offline_pages(alloc: PageAllocator, start_pfn: int, nr_pages: int) -> Offlin
         undo_isolate_page_range(alloc, start_pfn, end, MIGRATE_MOVABLE)
         return OfflineResult(False, start_pfn, nr_pages, fail.pfn, fail.kind, "busy", migrated,
                              time.perf_counter() - t0)
-    __offline_isolated_pages(alloc, start_pfn, end)
+    _offline_isolated_pages(alloc, start_pfn, end)
     undo_isolate_page_range(alloc, start_pfn, end, MIGRATE_MOVABLE)  # no free pages left to move
     z = alloc.zone_of(start_pfn)
     z.managed -= nr_pages
     z.reserved += nr_pages
-    offlined_ranges(alloc)[start_pfn] = nr_pages
+    alloc.offlined[start_pfn] = nr_pages
     alloc.setup_per_zone_wmarks()  # init_per_zone_wmark_min()
     return OfflineResult(True, start_pfn, nr_pages, migrated=migrated, seconds=time.perf_counter() - t0)
 
 
-def __offline_isolated_pages(alloc: PageAllocator, start: int, end: int) -> None:
+def _offline_isolated_pages(alloc: PageAllocator, start: int, end: int) -> None:
     """__offline_isolated_pages(): remove the (isolated, free) pages from buddy
     and mark them reserved."""
     for pfn, order in contig_chunks(start, end):
-        alloc.take_free_range(pfn, order)
+        alloc.isolate_free_range(pfn, order)
     alloc.reserved_np[start:end] = True
-    d = alloc.design
-    mm = getattr(d, "mm", None)
-    if getattr(d, "clear_reserved", None) is None and mm is not None:
-        w = mm.words
-        _SAVED.setdefault(alloc, {})[start] = mm.np[start * w:end * w].copy()
-    d.set_reserved(start, end)
-
-
-def can_clear_reserved(alloc: PageAllocator, start: int) -> bool:
-    """Whether online_pages() can undo set_reserved for the range at start."""
-    d = alloc.design
-    return getattr(d, "clear_reserved", None) is not None or start in _SAVED.get(alloc, {})
-
-
-def clear_reserved(alloc: PageAllocator, start: int, end: int) -> None:
-    """ClearPageReserved over [start, end) through the design: its
-    ``clear_reserved(start, end)`` hook if it has one; otherwise the memmap
-    words saved just before offline_pages() called set_reserved are put back
-    (exactly undoing set_reserved: PG_reserved in linked's flags word,
-    radix-deque's word 0, nothing for designs whose reserved state is zero)."""
-    d = alloc.design
-    fn = getattr(d, "clear_reserved", None)
-    if fn is not None:
-        fn(start, end)
-        return
-    saved = _SAVED.get(alloc, {}).pop(start, None)
-    if saved is None:
-        raise NotImplementedError(f"design {d.name!r} has no clear_reserved(start, end): cannot online memory")
-    w = d.mm.words
-    d.mm.np[start * w:end * w] = saved
+    alloc.design.set_reserved(start, end)
 
 
 def online_pages(alloc: PageAllocator, start_pfn: int, nr_pages: int) -> OfflineResult:
     """online_pages(): give an offlined range back to the buddy allocator."""
     t0 = time.perf_counter()
-    ranges = offlined_ranges(alloc)
+    ranges = alloc.offlined
     if ranges.get(start_pfn) != nr_pages:
         return OfflineResult(False, start_pfn, nr_pages, start_pfn, "online", "not-offline")
     end = start_pfn + nr_pages
-    if not can_clear_reserved(alloc, start_pfn):
-        return OfflineResult(False, start_pfn, nr_pages, start_pfn, "no-clear_reserved", "design")
-    clear_reserved(alloc, start_pfn, end)
+    alloc.design.clear_reserved(start_pfn, end)
     del ranges[start_pfn]
     alloc.reserved_np[start_pfn:end] = False
     z = alloc.zone_of(start_pfn)
@@ -211,10 +167,9 @@ def online_pages(alloc: PageAllocator, start_pfn: int, nr_pages: int) -> Offline
             alloc.pb_mt[b] = MIGRATE_MOVABLE  # memmap_init_range(): MIGRATE_MOVABLE
     z.reserved -= nr_pages
     z.managed += nr_pages
-    alloc._free_range_boot(z, start_pfn, end)
+    alloc.free_pages_memory(z, start_pfn, end)
     alloc.setup_per_zone_wmarks()
     return OfflineResult(True, start_pfn, nr_pages, seconds=time.perf_counter() - t0)
 
 
-__all__ = ["OfflineResult", "offline_pages", "online_pages", "movable_memory_blocks", "offlined_ranges",
-           "clear_reserved"]
+__all__ = ["OfflineResult", "offline_pages", "online_pages", "movable_memory_blocks"]

@@ -1,40 +1,85 @@
-"""The page allocator core: mm/page_alloc.c (and its boot part in mm/mm_init.c).
+"""The page allocator core: mm/page_alloc.c.
 
-Design-independent: zones and zonelists, watermarks and lowmem_reserve,
-gfp -> (zone, migratetype, alloc_flags), __rmqueue_smallest/expand, migratetype
-fallback and pageblock stealing, __free_one_page merging, highatomic reserves,
-per-CPU page lists. Free lists themselves belong to the design (memdesc.designs),
-reached only through the small interface in designs/base.py.
+Design-independent: zonelists, watermarks and lowmem_reserve, gfp -> allocation
+context, get_page_from_freelist(), rmqueue (pcp lists and buddy), __rmqueue_smallest()
+and expand(), __free_one_page() merging, the pcp lists' refill and drain, highatomic
+reserves, pageblock types. Boot is in memdesc.mm.mm_init, migratetype fallback (6.1 and
+6.19 side by side) in memdesc.mm.fallback. Free lists and struct page belong to the
+design (memdesc.designs), reached only through the contract in designs/base.py; the
+core keeps every counter.
 
-Kernel semantics follow 6.19 by default; ``kernel="6.1"`` switches the places
-where 6.1 differs and a replay of 6.1 traces notices: ALLOC_HARDER/ALLOC_HIGH vs
-ALLOC_NON_BLOCK/ALLOC_MIN_RESERVE, fallback (steal with single-page moves vs
-claim/steal), the merge rule across pageblocks, pcp batch sizes, highatomic
-limits, watermarks of ZONE_MOVABLE. Function names are the kernel's.
+Kernel semantics follow 6.19 by default; ``kernel="6.1"`` builds the 6.1 allocator
+(:class:`PageAllocator61`): ALLOC_HARDER/ALLOC_HIGH instead of
+ALLOC_NON_BLOCK/ALLOC_MIN_RESERVE, the 6.1 fallback, the merge rule across pageblocks,
+pcp batch sizes and list count, highatomic limits, watermarks of ZONE_MOVABLE. Function
+names are the kernel's (with one leading underscore where the kernel's has two);
+docs/model.md lists the upstream commits behind each difference.
 
-Simplifications (documented in docs/model.md): no reclaim or kswapd (memory comes
-back only when the workload frees it; a watermark boost decays when free pages
-pass high+boost, as kswapd would make them), no cpusets/memcg, no page
-shuffling, no guard pages, pcp auto-tuning of 6.5+ not modelled (pcp->high is
-high_min), the pcp migratetype is re-read from the pageblock at drain (6.19).
+Simplifications (docs/model.md): no reclaim or kswapd (memory comes back only when the
+workload frees it; a watermark boost decays when free pages pass high+boost, as kswapd
+would make them), no cpusets/memcg, no page shuffling, no guard pages, pcp auto-tuning
+of 6.5+ not modelled (pcp->high is high_min), the pcp migratetype is re-read from the
+pageblock at drain (6.19).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from math import isqrt
 from typing import Any
 
 import numpy as np
 
-from memdesc.designs.base import Design, list_id
+from memdesc.designs.base import Design
 from memdesc.machine import Machine
 from memdesc.mm import gfp as G
+from memdesc.mm.debug_vm import CheckReport, check_allocator
+from memdesc.mm.fallback import Fallback61, Fallback619
+from memdesc.mm.internal import (
+    ALLOC_CMA,
+    ALLOC_CPUSET,
+    ALLOC_HARDER,
+    ALLOC_HIGH,
+    ALLOC_HIGHATOMIC,
+    ALLOC_KSWAPD,
+    ALLOC_MIN_RESERVE,
+    ALLOC_NO_WATERMARKS,
+    ALLOC_NOFRAGMENT,
+    ALLOC_NON_BLOCK,
+    ALLOC_OOM,
+    ALLOC_RESERVES,
+    ALLOC_WMARK_LOW,
+    ALLOC_WMARK_MASK,
+    ALLOC_WMARK_MIN,
+    AS_META,
+    AS_MOVABLE,
+    AS_ORDER_MASK,
+    AS_PCP,
+    FAIL_DESCRIPTOR,
+    FAIL_FRAGMENTED,
+    FAIL_INJECTED,
+    FAIL_WATERMARK,
+    FPI_NONE,
+    FPI_TO_TAIL,
+    GFP_ATOMIC_BIT,
+    GFP_DIRECT_RECLAIM,
+    GFP_HIGH,
+    GFP_KSWAPD_RECLAIM,
+    GFP_MEMALLOC,
+    GFP_NOMEMALLOC,
+    HPAGE_PMD_ORDER,
+    NO_ZONE,
+    RMQUEUE_NORMAL,
+    AllocContext,
+    AllocCounters,
+    BadCall,
+    CompactStats,
+    MemdescError,
+    MigrateStats,
+    Op,
+)
+from memdesc.mm.mm_init import MmInit
 from memdesc.mm.mmzone import (
-    FALLBACKS,
     MAX_ORDER_NR_PAGES,
     MAX_PAGE_ORDER,
     MIGRATE_CMA,
@@ -42,192 +87,41 @@ from memdesc.mm.mmzone import (
     MIGRATE_ISOLATE,
     MIGRATE_MOVABLE,
     MIGRATE_PCPTYPES,
-    MIGRATE_RECLAIMABLE,
     MIGRATE_TYPES,
-    MIGRATE_UNMOVABLE,
     NR_PAGE_ORDERS,
     PAGE_ALLOC_COSTLY_ORDER,
     PAGE_SHIFT,
     WMARK_HIGH,
-    WMARK_LOW,
     WMARK_MIN,
-    ZONE_NAMES,
+    PerCpuPages,
+    Zone,
     ZoneType,
+    list_id,
+    split_list_id,
 )
 
 
-class MemdescError(Exception):
-    """Base of memdesc's own errors."""
-
-
-class BadCall(MemdescError):
-    """A bad call into the allocator (double free, wrong order, hole, ...).
-
-    Raised before any state changes. ``pfn`` and ``order`` name the culprit."""
-
-    def __init__(self, msg: str, pfn: int | None = None, order: int | None = None) -> None:
-        super().__init__(msg)
-        self.pfn = pfn
-        self.order = order
-
-
-# --- alloc_flags (mm/internal.h). Bits 0x10/0x20 mean HARDER/HIGH in 6.1 and
-# NON_BLOCK/MIN_RESERVE in 6.19. --------------------------------------------------
-ALLOC_WMARK_MIN = WMARK_MIN
-ALLOC_WMARK_LOW = WMARK_LOW
-ALLOC_WMARK_HIGH = WMARK_HIGH
-ALLOC_WMARK_MASK = 0x3
-ALLOC_NO_WATERMARKS = 0x04
-ALLOC_OOM = 0x08
-ALLOC_HARDER = 0x10  # 6.1
-ALLOC_NON_BLOCK = 0x10  # 6.19
-ALLOC_HIGH = 0x20  # 6.1
-ALLOC_MIN_RESERVE = 0x20  # 6.19
-ALLOC_CPUSET = 0x40
-ALLOC_CMA = 0x80
-ALLOC_NOFRAGMENT = 0x100
-ALLOC_HIGHATOMIC = 0x200  # 6.19
-ALLOC_KSWAPD = 0x800
-ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
-
-FPI_NONE = 0
-FPI_TO_TAIL = 1
-
-# alloc_state byte per pfn (the model's page_owner): order+1 in bits 0-3 for the
-# head of an allocated block, plus these flags.
-AS_ORDER_MASK = 0x0F
-AS_MOVABLE = 0x10  # LRU / __PageMovable: migration can move it
-AS_META = 0x20  # allocator metadata (slab pages of descriptors, radix nodes, ...)
-AS_PINNED = 0x40  # long-term pinned: migration refuses
-AS_PCP = 0x80  # sitting on a per-CPU list (free to the user, allocated to buddy)
-
-HPAGE_PMD_ORDER = 9
-# enum rmqueue_mode (6.19 __rmqueue(), kept across one rmqueue_bulk())
-RMQUEUE_NORMAL, RMQUEUE_CMA, RMQUEUE_CLAIM, RMQUEUE_STEAL = range(4)
-X86_LOW_RESERVE_END = 0x100  # pfn of 1 MiB
-# module-level aliases: inside class bodies Python would mangle G.__GFP_* names
-_GFP_KSWAPD_RECLAIM = getattr(G, "__GFP_KSWAPD_RECLAIM")
-_GFP_HIGH = getattr(G, "__GFP_HIGH")
-_GFP_ATOMIC = getattr(G, "__GFP_ATOMIC")
-_GFP_NOMEMALLOC = getattr(G, "__GFP_NOMEMALLOC")
-_GFP_DIRECT_RECLAIM = getattr(G, "__GFP_DIRECT_RECLAIM")
-_GFP_MEMALLOC = getattr(G, "__GFP_MEMALLOC")
-NO_ZONE = 255
-
-FAIL_WATERMARK = "watermark"
-FAIL_FRAGMENTED = "no_free_block"
-FAIL_DESCRIPTOR = "descriptor"
-FAIL_INJECTED = "injected"
-
-SYSCTL_LOWMEM_RESERVE_RATIO = {ZoneType.DMA: 256, ZoneType.DMA32: 256, ZoneType.NORMAL: 32,
-                               ZoneType.HIGHMEM: 0, ZoneType.MOVABLE: 0}
-WATERMARK_SCALE_FACTOR = 10
-WATERMARK_BOOST_FACTOR = 15000
-SWAP_CLUSTER_MAX = 32
-
-
-class PerCpuPages:
-    """struct per_cpu_pages: lists[pindex] are deques, head at the left."""
-
-    __slots__ = ("lists", "count", "high", "batch", "free_factor")
-
-    def __init__(self, nr_lists: int) -> None:
-        self.lists = [deque() for _ in range(nr_lists)]
-        self.count = 0
-        self.high = 0
-        self.batch = 1
-        self.free_factor = 0
-
-
-class Zone:
-    """struct zone: static layout plus the allocator's runtime state."""
-
-    __slots__ = ("zid", "nid", "ztype", "name", "start_pfn", "end_pfn", "spanned", "present",
-                 "managed", "reserved", "cma_pages", "watermark", "watermark_boost", "boosted",
-                 "lowmem_reserve", "nr_free", "free_pages", "nr_free_cma", "nr_free_highatomic",
-                 "nr_reserved_highatomic", "nr_isolate_pageblock", "pcp", "node_zone_idx")
-
-    def __init__(self, zid: int, nid: int, ztype: ZoneType, start: int, spanned: int, present: int) -> None:
-        self.zid = zid
-        self.nid = nid
-        self.ztype = ztype
-        self.name = ZONE_NAMES[ztype]
-        self.start_pfn = start
-        self.end_pfn = start + spanned
-        self.spanned = spanned
-        self.present = present
-        self.managed = 0
-        self.reserved = 0
-        self.cma_pages = 0
-        self.watermark = [0, 0, 0, 0]
-        self.watermark_boost = 0
-        self.boosted = False
-        self.lowmem_reserve = [0] * len(ZoneType)
-        self.nr_free = [0] * NR_PAGE_ORDERS
-        self.free_pages = 0  # NR_FREE_PAGES
-        self.nr_free_cma = 0  # NR_FREE_CMA_PAGES
-        self.nr_free_highatomic = 0
-        self.nr_reserved_highatomic = 0
-        self.nr_isolate_pageblock = 0
-        self.pcp: list[PerCpuPages] = []
-        self.node_zone_idx = 0
-
-    @property
-    def populated(self) -> bool:
-        return self.present > 0
-
-    def __repr__(self) -> str:
-        return f"<Zone {self.nid}:{self.name} [{self.start_pfn:#x},{self.end_pfn:#x}) free={self.free_pages}>"
-
-
-@dataclass
-class GfpInfo:
-    """What prepare_alloc_pages() derives from a gfp mask, cached per mask."""
-
-    highest: ZoneType
-    migratetype: int
-    fast_flags: int
-    slow_flags: int
-    reserve_flags: int
-    can_direct_reclaim: bool
-    zl_by_node: list[list[Any]] = field(default_factory=list)  # zonelist per local node
-    fast_by_node: list[int] = field(default_factory=list)  # fast-path alloc_flags per node
-    st_base: int = 0  # alloc_state flags of the allocated block
-    pcp_skip: bool = False  # 6.1 rmqueue(): MOVABLE without ALLOC_CMA bypasses pcp
-    pindex: list[int] = field(default_factory=list)  # order_to_pindex() per order
-
-
-@dataclass
-class AllocCounters:
-    pgalloc: int = 0
-    pgfree: int = 0
-    alloc_fail: dict[str, int] = field(default_factory=dict)
-    alloc_fail_order: list[int] = field(default_factory=lambda: [0] * NR_PAGE_ORDERS)
-    extfrag: int = 0  # mm_page_alloc_extfrag events
-    extfrag_change_ownership: int = 0
-    pageblock_claims: int = 0  # pageblocks whose migratetype changed by fallback
-    zone_locked: int = 0  # mm_page_alloc_zone_locked events
-    pcp_drain: int = 0  # mm_page_pcpu_drain events
-    highatomic_reserved: int = 0
-    highatomic_unreserved: int = 0
-    slowpath: int = 0
-    drain_all: int = 0
-    max_recursion: int = 0
-    meta_allocs: int = 0
-    meta_frees: int = 0
-
-
-class PageAllocator:
+class PageAllocator(MmInit):
     """A machine's page allocator running one design.
 
-    ``alloc_pages`` returns the first pfn of the block, or -1 when the
-    allocation fails (``last_failure`` says why). Bad calls raise BadCall."""
+    ``PageAllocator(machine, DesignClass, kernel="6.19")`` builds the allocator of that
+    kernel (a :class:`PageAllocator619` or :class:`PageAllocator61`) and boots it.
+    ``alloc_pages`` returns the first pfn of the block, or -1 when the allocation fails
+    (``last_failure`` says why). Bad calls raise BadCall before any state changes."""
 
-    def __init__(self, machine: Machine, design: str | type[Design] | Design = "linked",
-                 kernel: str = "6.19", pcp: bool = True, design_options: dict | None = None,
-                 thp: bool = True) -> None:
+    def __new__(cls, machine: Machine, design: type[Design], kernel: str = "6.19", *args: Any,
+                **kwargs: Any) -> PageAllocator:
+        if cls is PageAllocator:
+            cls = _BY_KERNEL.get(kernel, cls)
+        return super().__new__(cls)
+
+    def __init__(self, machine: Machine, design: type[Design], kernel: str = "6.19", pcp: bool = True,
+                 design_options: dict | None = None, thp: bool = True) -> None:
         if kernel not in G.KERNELS:
             raise MemdescError(f"unknown kernel {kernel!r} (known: {', '.join(G.KERNELS)})")
+        if not (isinstance(design, type) and issubclass(design, Design)):
+            raise MemdescError(f"design must be a Design subclass, not {design!r} "
+                               "(memdesc.designs.get_design() resolves a registered name)")
         self.machine = machine
         self.kernel = kernel
         self.booted = False  # True once memblock_free_all and the watermarks are done
@@ -238,19 +132,28 @@ class PageAllocator:
         self.pageblock_nr_pages = 1 << self.pageblock_order
         self.nr_pfns = -(-max(machine.max_pfn, 1) // MAX_ORDER_NR_PAGES) * MAX_ORDER_NR_PAGES
         self.counters = AllocCounters()
+        self.migrate_stats = MigrateStats()  # mm/migrate.c vm events
+        self.compact_stats = CompactStats()  # mm/compaction.c vm events
+        self.compaction_running = False  # current->flags & PF_MEMALLOC of direct compaction
+        self.offlined: dict[int, int] = {}  # memory_hotplug: {start_pfn: nr_pages} offline
         self.last_failure: str | None = None
-        self.depth = 0  # recursion depth of alloc_pages (descriptor/metadata allocations)
-        self.in_free_path = 0  # >0 while inside free_pages (allocation-on-free detection)
+        #: nesting depth of alloc_pages() (1 inside a top-level allocation; descriptor and
+        #: metadata allocations nest); read only outside the core
+        self.alloc_depth = 0
+        #: > 0 while inside free_pages(): an allocation now is an allocation on the free path
+        self.in_free_path = 0
         self.allocs_in_free_path = 0
         self.fail_hook: Callable[[int, int, int], bool] | None = None  # fault injection
         self.compact_hook: Callable[[Zone, int, int, int], bool] | None = None  # direct compaction
         # called as on_migrate(old_pfn, new_pfn, order) when a block moves (runner's handle map)
         self.on_migrate: Callable[[int, int, int], None] | None = None
-        self._gfp_cache: dict[int, GfpInfo] = {}
+        self._ctx_cache: dict[int, AllocContext] = {}
         self._zl_cache: dict[tuple[int, ZoneType], list[Zone]] = {}
-        self._pcp_ok = [pcp and (o <= PAGE_ALLOC_COSTLY_ORDER or (o == HPAGE_PMD_ORDER and thp))
-                        for o in range(NR_PAGE_ORDERS)]
-        self._list_mt = 0
+        # pcp_allowed_order(), per order (buddy_only() swaps it)
+        self._pcp_allowed = [pcp and (o <= PAGE_ALLOC_COSTLY_ORDER or (o == HPAGE_PMD_ORDER and thp))
+                             for o in range(NR_PAGE_ORDERS)]
+        # the kernel-version dependent alloc_flags bit of high-order atomic reserves
+        self._ha_flag = ALLOC_HARDER if self.k61 else ALLOC_HIGHATOMIC
 
         # zones, global index zid
         self.zones: list[Zone] = []
@@ -280,261 +183,95 @@ class PageAllocator:
         self.pb_mt = bytearray([MIGRATE_MOVABLE]) * nblocks  # memmap_init: every block MOVABLE
         self.pb_saved = bytearray(nblocks)  # migratetype under MIGRATE_ISOLATE
 
-        # the design
-        if isinstance(design, Design):
-            self.design = design
-        else:
-            from memdesc.designs import get_design
-            cls = get_design(design) if isinstance(design, str) else design
-            self.design = cls(self, **(design_options or {}))
+        self.design = design(self, **(design_options or {}))
         self.design.init_memmap()
-        # designs without descriptors keep the base no-op prep_alloc: skip the call
-        self._design_prep = type(self.design).prep_alloc is not Design.prep_alloc
-        self._design_split = type(self.design).on_split_free is not Design.on_split_free
-        self._init_pcp_lists()
-        self._boot()
+        # hooks a design does not override are not called on the hot paths
+        cls = type(self.design)
+        self._design_prep = cls.prep_alloc is not Design.prep_alloc
+        self._design_split = cls.on_split_free is not Design.on_split_free
+        self._op_hooks = cls.op_begin is not Design.op_begin or cls.op_end is not Design.op_end
+        self.setup_zone_pageset()
+        self.mm_core_init()
 
     # ------------------------------------------------------------------------------
-    # boot: memmap_init, memblock reservations, memblock_free_all, watermarks
+    # services for designs (designs/base.py CORE_SERVICES)
     # ------------------------------------------------------------------------------
-    def _memmap_pages_of_node(self, nid: int, struct_page_bytes: int) -> int:
-        present = sum(z.present for z in self.zones if z.nid == nid)
-        return -(-present * struct_page_bytes // (1 << PAGE_SHIFT))
+    def zone_of(self, pfn: int) -> Zone:
+        """page_zone() of a pfn."""
+        return self.zones[self.zid_of_pfn[pfn]]
 
-    def _memmap_zone(self, nid: int) -> Zone | None:
-        """Where a node's memmap and other memblock allocations go: its highest
-        populated zone that is permanently mapped kernel memory."""
-        cands = [z for z in self.zones if z.nid == nid and z.populated
-                 and z.ztype in (ZoneType.NORMAL, ZoneType.DMA32, ZoneType.DMA)]
-        return cands[-1] if cands else None
+    def PageHighMem(self, pfn: int) -> bool:  # noqa: N802 - the kernel's name
+        """PageHighMem(): the page is not permanently mapped (ZONE_HIGHMEM, or
+        ZONE_MOVABLE when it was carved from highmem, zone_movable_is_highmem())."""
+        zt = self.zones[self.zid_of_pfn[pfn]].ztype
+        return zt == ZoneType.HIGHMEM or (zt == ZoneType.MOVABLE and self.machine.arch == "i386")
 
-    def _boot(self) -> None:
-        m = self.machine
-        d = self.design
-        for s, e in m.holes:
-            d.set_reserved(s, e)
-        # pfns of the memmap beyond a zone span (alignment padding) are holes too
-        spans = sorted((z.start_pfn, z.end_pfn) for z in self.zones if z.spanned)
-        cur = 0
-        for s, e in spans:
-            if s > cur:
-                d.set_reserved(cur, s)
-            cur = max(cur, e)
-        if cur < self.nr_pfns:
-            d.set_reserved(cur, self.nr_pfns)
-        # reserved pages: the machine's memblock reservations, with the linked
-        # memmap (which a zoneinfo already includes) swapped for this design's.
-        from_zoneinfo = "zoneinfo" in m.source
-        reserve = {z.zid: zs.reserved_pages for z, zs in zip(self.zones, m.zones, strict=True)}
-        self.memmap_pages: dict[int, int] = {}
-        for nid in range(self.nr_nodes):
-            mz = self._memmap_zone(nid)
-            if mz is None:
-                continue
-            mine = self._memmap_pages_of_node(nid, d.struct_page_bytes)
-            self.memmap_pages[nid] = mine
-            if from_zoneinfo:
-                # the kernel's reservations already hold a 64-byte memmap wherever
-                # memblock put it; a smaller struct page gives the difference back,
-                # taken from the node's zones with the most reserved pages first
-                saved = self._memmap_pages_of_node(nid, 64) - mine
-                for z in sorted((z for z in self.zones if z.nid == nid), key=lambda z: -reserve[z.zid]):
-                    take = min(saved, reserve[z.zid])
-                    reserve[z.zid] -= take
-                    saved -= take
-            else:
-                reserve[mz.zid] += mine
-        cma_ranges = list(m.cma_areas)
-        self.reserved_ranges: list[tuple[int, int]] = []
+    def pageblock_base_migratetype(self, pfn: int) -> int:
+        """The pageblock's migratetype underneath MIGRATE_ISOLATE (6.19 keeps it in the
+        3 type bits beside PB_migrate_isolate; 6.1 saves it at isolation)."""
+        b = pfn >> self.pageblock_order
+        mt = self.pb_mt[b]
+        return self.pb_saved[b] if mt == MIGRATE_ISOLATE else mt
+
+    def nr_pcp_blocks(self) -> int:
+        """Blocks on the pcp lists of every zone and CPU."""
+        n = 0
         for z in self.zones:
-            want = reserve[z.zid]
-            if want > z.present:
-                raise MemdescError(f"zone {z.name} of node {z.nid}: {want} reserved pages exceed "
-                                   f"{z.present} present (memmap too large for this layout)")
-            z.reserved = want
-            for s, e in self._take_top(z, want, cma_ranges):
-                d.set_reserved(s, e)
-                self.reserved_ranges.append((s, e))
-            z.managed = z.present - want
-        # memmap_init_range() sets MIGRATE_MOVABLE only at the pageblock-aligned pfns it
-        # initialises; a block whose first pfn is not present (pfn 0 below DMA's start
-        # pfn 1) keeps zeroed bits: MIGRATE_UNMOVABLE (every trace's DMA shows it)
-        pbn = self.pageblock_nr_pages
-        blocks = self.present_mask.reshape(-1, pbn)
-        partial = blocks.any(axis=1) & ~blocks[:, 0]
-        for b in np.nonzero(partial)[0].tolist():
-            self.pb_mt[b] = MIGRATE_UNMOVABLE
-        # CMA pageblocks (init_cma_reserved_pageblock)
-        for s, e in cma_ranges:
-            for b in range(s >> self.pageblock_order, e >> self.pageblock_order):
-                self.pb_mt[b] = MIGRATE_CMA
-        # memblock_free_all(): free every managed range in max aligned chunks, to tail
-        reserved_np = np.zeros(self.nr_pfns, dtype=bool)
-        for s, e in self.reserved_ranges:
-            reserved_np[s:e] = True
-        self.reserved_np = reserved_np
-        usable = self.present_mask & ~reserved_np
-        for z in self.zones:
-            if not z.spanned:
-                continue
-            seg = usable[z.start_pfn:z.end_pfn]
-            for s, e in _runs(seg):
-                self._free_range_boot(z, z.start_pfn + s, z.start_pfn + e)
-        self.setup_per_zone_wmarks()
-        self.booted = True
-        self.design.boot_done()
-
-    def _take_top(self, z: Zone, count: int, cma: list[tuple[int, int]]) -> list[tuple[int, int]]:
-        """memblock allocates top-down: the highest present, non-CMA pfns of the zone."""
-        if count <= 0:
-            return []
-        avail = _subtract([(z.start_pfn, z.end_pfn)], list(self.machine.holes) + cma)
-        out = []
-        if self.machine.arch in ("x86_64", "i386") and z.start_pfn < X86_LOW_RESERVE_END:
-            # setup_arch(): memblock_reserve(0, SZ_1M) - RAM below 1 MiB is reserved first
-            for s, e in avail:
-                e = min(e, X86_LOW_RESERVE_END)
-                if s < e and count:
-                    take = min(count, e - s)
-                    out.append((s, s + take))
-                    count -= take
-            avail = _subtract(avail, out)
-        for s, e in reversed(avail):
-            if not count:
-                break
-            take = min(count, e - s)
-            out.append((e - take, e))
-            count -= take
-            if not count:
-                break
-        if count:
-            raise MemdescError(f"zone {z.name}: cannot reserve {count} more pages")
-        return sorted(out)
-
-    def _free_range_boot(self, z: Zone, start: int, end: int) -> None:
-        """__free_pages_core() over [start, end): largest naturally aligned chunks."""
-        pfn = start
-        while pfn < end:
-            order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
-            while pfn + (1 << order) > end:
-                order -= 1
-            self._free_one_page_split(pfn, z, order, FPI_TO_TAIL)
-            pfn += 1 << order
-
-    def _init_pcp_lists(self) -> None:
-        nr_lists = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1) + (1 if self.k61 else 2)
-        self.nr_pcp_lists = nr_lists
-        for z in self.zones:
-            z.pcp = [PerCpuPages(nr_lists) for _ in range(self.nr_cpus)]
-
-    # ------------------------------------------------------------------------------
-    # watermarks: __setup_per_zone_wmarks, setup_per_zone_lowmem_reserve, pcp sizes
-    # ------------------------------------------------------------------------------
-    def _is_highmem_for_wmarks(self, z: Zone) -> bool:
-        if z.ztype == ZoneType.HIGHMEM:
-            return True
-        if z.ztype == ZoneType.MOVABLE:
-            # 6.1 is_highmem(): MOVABLE counts if movable_zone is HIGHMEM; 6.19 always
-            return (not self.k61) or self.machine.arch == "i386"
-        return False
-
-    def nr_free_buffer_pages(self, with_high: bool = True) -> int:
-        """nr_free_zone_pages(gfp_zone(GFP_USER)): managed - high over zones <= NORMAL."""
-        total = 0
-        for z in self.zones:
-            if z.ztype <= ZoneType.NORMAL:
-                high = z.watermark[WMARK_HIGH] if with_high else 0
-                if z.managed > high:
-                    total += z.managed - high
-        return total
-
-    def compute_min_free_kbytes(self) -> int:
-        """init_per_zone_wmark_min() then khugepaged's set_recommended_min_free_kbytes()."""
-        if self.machine.min_free_kbytes is not None:
-            return self.machine.min_free_kbytes
-        lowmem_kbytes = self.nr_free_buffer_pages(with_high=False) * 4
-        mfk = min(max(isqrt(lowmem_kbytes * 16), 128), 262144)
-        if self.thp:
-            nz = sum(1 for z in self.zones if z.populated and z.ztype <= ZoneType.NORMAL)
-            rec = self.pageblock_nr_pages * nz * 2 + self.pageblock_nr_pages * nz * MIGRATE_PCPTYPES ** 2
-            self._apply_wmarks(mfk)  # high watermarks exist by the time khugepaged starts
-            cap = self.nr_free_buffer_pages() * 5 // 100
-            rec = min(rec, cap) << (PAGE_SHIFT - 10)
-            mfk = max(mfk, rec)
-        return mfk
-
-    def setup_per_zone_wmarks(self) -> None:
-        self.min_free_kbytes = self.compute_min_free_kbytes()
-        self._apply_wmarks(self.min_free_kbytes)
-        self.setup_per_zone_lowmem_reserve()
-        self._setup_pcp_sizes()
-
-    def _apply_wmarks(self, min_free_kbytes: int) -> None:
-        pages_min = min_free_kbytes >> (PAGE_SHIFT - 10)
-        lowmem_pages = sum(z.managed for z in self.zones if not self._is_highmem_for_wmarks(z))
-        for z in self.zones:
-            tmp = pages_min * z.managed // lowmem_pages if lowmem_pages else 0
-            if self._is_highmem_for_wmarks(z):
-                wmin = min(max(z.managed // 1024, SWAP_CLUSTER_MAX), 128)
-            else:
-                wmin = tmp
-            delta = max(tmp >> 2, z.managed * WATERMARK_SCALE_FACTOR // 10000)
-            z.watermark_boost = 0
-            z.watermark = [wmin, wmin + delta, wmin + 2 * delta, wmin + 3 * delta]
-
-    def setup_per_zone_lowmem_reserve(self) -> None:
-        for nid in range(self.nr_nodes):
-            nz = {z.ztype: z for z in self.zones if z.nid == nid}
-            types = list(self.machine.kernel_zone_types)
-            for i, ti in enumerate(types):
-                z = nz.get(ti)
-                if z is None:
-                    continue
-                ratio = SYSCTL_LOWMEM_RESERVE_RATIO[ti]
-                clear = not ratio or not z.managed
-                managed = 0
-                z.lowmem_reserve = [0] * len(ZoneType)
-                for tj in types[i + 1:]:
-                    up = nz.get(tj)
-                    managed += up.managed if up else 0
-                    z.lowmem_reserve[tj] = 0 if clear else managed // ratio
-
-    def _setup_pcp_sizes(self) -> None:
-        """zone_batchsize() and zone_highsize() (steady state: no CPU coming online)."""
-        for z in self.zones:
-            if self.k61:
-                b = min(z.managed >> 10, (1 << 20) >> PAGE_SHIFT) // 4
-            else:
-                b = min(z.managed >> 12, (256 << 10) >> PAGE_SHIFT)
-            if b < 1:
-                b = 1
-            b = (1 << ((b + b // 2).bit_length() - 1)) - 1
-            batch = max(1, b)
-            cpus_of_node = sum(1 for c in range(self.nr_cpus) if self.cpu_to_node[c] == z.nid)
-            split = cpus_of_node or self.nr_cpus
-            high = max(z.watermark[WMARK_LOW] // split, batch << 2)
             for p in z.pcp:
-                p.batch = batch
-                p.high = high
+                if p.count:
+                    for lst in p.lists:
+                        n += len(lst)
+        return n
 
-    def wmark_pages(self, z: Zone, i: int) -> int:
-        return z.watermark[i] + z.watermark_boost
+    @contextmanager
+    def buddy_only(self) -> Iterator[None]:
+        """Allocations inside go straight to the buddy lists, never through pcp:
+        for allocations made while the free path holds pcp->lock (and may be
+        walking the pcp lists in free_pcppages_bulk), e.g. a design's metadata."""
+        saved = self._pcp_allowed
+        self._pcp_allowed = [False] * NR_PAGE_ORDERS
+        try:
+            yield
+        finally:
+            self._pcp_allowed = saved
+
+    def carve_meta_page(self, pfn: int, order: int, lid: int, tail: bool, kind: str,
+                        on_page: Callable[[int], None]) -> int:
+        """For a design that cannot hold the free block [pfn, pfn + 2^order) it is asked
+        to add to list ``lid`` (the core has counted it there): its last page becomes an
+        allocated metadata block of ``kind`` (``on_page(npfn)`` runs as soon as it is),
+        the rest is added back as free blocks of orders order-1 .. 0. Returns npfn."""
+        zid, _, mt = split_list_id(lid)
+        z = self.zones[zid]
+        npfn = pfn + (1 << order) - 1
+        self.account_freepages(z, -1, mt)
+        z.nr_free[order] -= 1
+        self.mark_allocated(npfn, 0, kind)
+        on_page(npfn)
+        p = pfn
+        for j in range(order - 1, -1, -1):
+            self._add_to_free_list(z, p, j, mt, tail)
+            p += 1 << j
+        return npfn
 
     # ------------------------------------------------------------------------------
     # gfp -> allocation context (prepare_alloc_pages, gfp_to_alloc_flags)
     # ------------------------------------------------------------------------------
-    def gfp_info(self, gfp: int) -> GfpInfo:
-        info = self._gfp_cache.get(gfp)
-        if info is None:
+    def alloc_context(self, gfp: int) -> AllocContext:
+        """The allocation context of a gfp mask (cached); BadCall for a mask the kernel
+        would BUG on."""
+        ac = self._ctx_cache.get(gfp)
+        if ac is None:
             try:
                 G.validate_gfp(gfp, self.kernel)
             except G.GfpError as e:
                 raise BadCall(str(e)) from None
-            info = self._make_gfp_info(gfp)
-            self._gfp_cache[gfp] = info
-        return info
+            ac = self.prepare_alloc_pages(gfp)
+            self._ctx_cache[gfp] = ac
+        return ac
 
-    def _make_gfp_info(self, gfp: int) -> GfpInfo:
+    def prepare_alloc_pages(self, gfp: int) -> AllocContext:
+        """prepare_alloc_pages() + gfp_to_alloc_flags() + __gfp_pfmemalloc_flags()."""
         hz = G.gfp_zone(gfp)
         types = self.machine.kernel_zone_types
         if hz == ZoneType.HIGHMEM and ZoneType.HIGHMEM not in types:
@@ -543,37 +280,37 @@ class PageAllocator:
             hz = ZoneType.NORMAL
         mt = G.gfp_migratetype(gfp)
         cma = ALLOC_CMA if (self.machine.config_cma and mt == MIGRATE_MOVABLE) else 0
-        fast = ALLOC_WMARK_LOW | cma | (gfp & _GFP_KSWAPD_RECLAIM and ALLOC_KSWAPD)
+        fast = ALLOC_WMARK_LOW | cma | (gfp & GFP_KSWAPD_RECLAIM and ALLOC_KSWAPD)
         # gfp_to_alloc_flags()
         slow = ALLOC_WMARK_MIN | ALLOC_CPUSET | cma
-        if gfp & _GFP_HIGH:
+        if gfp & GFP_HIGH:
             slow |= ALLOC_HIGH  # == ALLOC_MIN_RESERVE
-        if gfp & _GFP_KSWAPD_RECLAIM:
+        if gfp & GFP_KSWAPD_RECLAIM:
             slow |= ALLOC_KSWAPD
         if self.k61:
-            if gfp & _GFP_ATOMIC and not gfp & _GFP_NOMEMALLOC:
+            if gfp & GFP_ATOMIC_BIT and not gfp & GFP_NOMEMALLOC:
                 slow |= ALLOC_HARDER
                 slow &= ~ALLOC_CPUSET
         else:
-            if not gfp & _GFP_DIRECT_RECLAIM and not gfp & _GFP_NOMEMALLOC:
+            if not gfp & GFP_DIRECT_RECLAIM and not gfp & GFP_NOMEMALLOC:
                 slow |= ALLOC_NON_BLOCK
                 if slow & ALLOC_MIN_RESERVE:
                     slow |= ALLOC_HIGHATOMIC  # only used for order > 0
             if slow & ALLOC_MIN_RESERVE:
                 slow &= ~ALLOC_CPUSET
         reserve = 0
-        if gfp & _GFP_MEMALLOC and not gfp & _GFP_NOMEMALLOC:
+        if gfp & GFP_MEMALLOC and not gfp & GFP_NOMEMALLOC:
             reserve = ALLOC_NO_WATERMARKS
-        info = GfpInfo(hz, mt, fast, slow, reserve, bool(gfp & _GFP_DIRECT_RECLAIM))
+        ac = AllocContext(hz, mt, fast, slow, reserve, bool(gfp & GFP_DIRECT_RECLAIM))
         for nid in range(self.nr_nodes):
             zl = self.zonelist(nid, hz)
-            info.zl_by_node.append(zl)
-            info.fast_by_node.append(fast | self._nofragment(zl))
-        info.st_base = AS_MOVABLE if mt == MIGRATE_MOVABLE else 0
-        info.pindex = [self._pindex(o, mt) if o <= PAGE_ALLOC_COSTLY_ORDER or o == HPAGE_PMD_ORDER else -1
-                       for o in range(NR_PAGE_ORDERS)]
-        info.pcp_skip = self.k61 and self.machine.config_cma and mt == MIGRATE_MOVABLE and not cma
-        return info
+            ac.zl_by_node.append(zl)
+            ac.fast_by_node.append(fast | self.alloc_flags_nofragment(zl))
+        ac.st_base = AS_MOVABLE if mt == MIGRATE_MOVABLE else 0
+        ac.pindex = [self.order_to_pindex(o, mt) if o <= PAGE_ALLOC_COSTLY_ORDER or o == HPAGE_PMD_ORDER else -1
+                     for o in range(NR_PAGE_ORDERS)]
+        ac.pcp_skip = self.k61 and self.machine.config_cma and mt == MIGRATE_MOVABLE and not cma
+        return ac
 
     def zonelist(self, nid: int, highest: ZoneType) -> list[Zone]:
         """build_zonerefs_node(): local node first, then the others by distance
@@ -590,7 +327,7 @@ class PageAllocator:
             cache[key] = zl
         return zl
 
-    def _nofragment(self, zl: list[Zone]) -> int:
+    def alloc_flags_nofragment(self, zl: list[Zone]) -> int:
         """alloc_flags_nofragment(): preferred zone NORMAL with DMA32 below it."""
         if not zl or ZoneType.DMA32 not in self.machine.kernel_zone_types:
             return 0
@@ -615,7 +352,7 @@ class PageAllocator:
         the block (default: the gfp migratetype is MOVABLE)."""
         if order < 0 or order > MAX_PAGE_ORDER:
             raise BadCall(f"order {order} out of range 0..{MAX_PAGE_ORDER}", order=order)
-        info = self._gfp_cache.get(gfp) or self.gfp_info(gfp)
+        ac = self._ctx_cache.get(gfp) or self.alloc_context(gfp)
         if nid < 0:
             if cpu < 0 or cpu >= self.nr_cpus:
                 raise BadCall(f"cpu {cpu} out of range 0..{self.nr_cpus - 1}")
@@ -624,11 +361,14 @@ class PageAllocator:
             raise BadCall(f"node {nid} out of range 0..{self.nr_nodes - 1}")
         if self.in_free_path:
             self.allocs_in_free_path += 1
-        depth = self.depth + 1
-        self.depth = depth
+        depth = self.alloc_depth + 1
+        self.alloc_depth = depth
         counters = self.counters
         if depth > counters.max_recursion:
             counters.max_recursion = depth
+        hooks = self._op_hooks
+        if hooks:
+            self.design.op_begin(Op.ALLOC, False, self.in_free_path > 0)
         try:
             if self.fail_hook is not None and self.fail_hook(gfp, order, depth):
                 return self._fail(FAIL_INJECTED, order)
@@ -637,15 +377,15 @@ class PageAllocator:
             token = design.prep_alloc(order, k, gfp) if self._design_prep else 0
             if token is None:
                 return self._fail(FAIL_DESCRIPTOR, order)
-            zl = info.zl_by_node[nid]
-            pfn = self.get_page_from_freelist(gfp, order, info.fast_by_node[nid], zl, info, cpu)
+            zl = ac.zl_by_node[nid]
+            pfn = self.get_page_from_freelist(gfp, order, ac.fast_by_node[nid], zl, ac, cpu)
             if pfn < 0:
-                pfn = self._alloc_pages_slowpath(gfp, order, zl, info, cpu)
+                pfn = self._alloc_pages_slowpath(gfp, order, zl, ac, cpu)
                 if pfn < 0:
                     design.abort_alloc(token)
                     return -1
             if movable is None:
-                st = info.st_base + order + 1
+                st = ac.st_base + order + 1
             else:
                 st = order + 1 + (AS_MOVABLE if movable else 0)
             if kind is not None and kind[:4] == "meta":
@@ -656,7 +396,9 @@ class PageAllocator:
             counters.pgalloc += 1
             return pfn
         finally:
-            self.depth -= 1
+            self.alloc_depth -= 1
+            if hooks:
+                self.design.op_end(Op.ALLOC)
 
     def _fail(self, reason: str, order: int) -> int:
         self.last_failure = reason
@@ -665,40 +407,40 @@ class PageAllocator:
         c.alloc_fail_order[order] += 1
         return -1
 
-    def _alloc_pages_slowpath(self, gfp: int, order: int, zl: list[Zone], info: GfpInfo, cpu: int) -> int:
+    def _alloc_pages_slowpath(self, gfp: int, order: int, zl: list[Zone], ac: AllocContext, cpu: int) -> int:
         """__alloc_pages_slowpath() without reclaim: min watermark, reserves,
         direct compaction (if hooked), one drain of pcp + highatomic unreserve."""
         self.counters.slowpath += 1
-        flags = info.slow_flags
+        flags = ac.slow_flags
         if not self.k61 and not (order > 0 and flags & ALLOC_MIN_RESERVE):
             flags &= ~ALLOC_HIGHATOMIC
-        pfn = self.get_page_from_freelist(gfp, order, flags, zl, info, cpu)
+        pfn = self.get_page_from_freelist(gfp, order, flags, zl, ac, cpu)
         if pfn >= 0:
             return pfn
         costly = order > PAGE_ALLOC_COSTLY_ORDER
-        if (info.can_direct_reclaim and (costly or (order > 0 and info.migratetype != MIGRATE_MOVABLE))
-                and self.compact_hook is not None and not info.reserve_flags):
-            if self.compact_hook(zl[0], order, gfp, info.migratetype):
-                pfn = self.get_page_from_freelist(gfp, order, flags, zl, info, cpu)
+        if (ac.can_direct_reclaim and (costly or (order > 0 and ac.migratetype != MIGRATE_MOVABLE))
+                and self.compact_hook is not None and not ac.reserve_flags):
+            if self.compact_hook(zl[0], order, gfp, ac.migratetype):
+                pfn = self.get_page_from_freelist(gfp, order, flags, zl, ac, cpu)
                 if pfn >= 0:
                     return pfn
-        if info.reserve_flags:
-            pfn = self.get_page_from_freelist(gfp, order, flags | info.reserve_flags, zl, info, cpu)
+        if ac.reserve_flags:
+            pfn = self.get_page_from_freelist(gfp, order, flags | ac.reserve_flags, zl, ac, cpu)
             if pfn >= 0:
                 return pfn
-        if not info.can_direct_reclaim:
+        if not ac.can_direct_reclaim:
             return self._fail(self._failure_reason(order, zl), order)
         # __alloc_pages_direct_reclaim: nothing to reclaim here, but the retry after
         # unreserve_highatomic_pageblock(force=false) and drain_all_pages() is real.
         for z in zl:
-            self.unreserve_highatomic_pageblock(z, info.migratetype, force=False)
+            self.unreserve_highatomic_pageblock(z, ac.migratetype, force=False)
         self.drain_all_pages()
-        pfn = self.get_page_from_freelist(gfp, order, flags, zl, info, cpu)
+        pfn = self.get_page_from_freelist(gfp, order, flags, zl, ac, cpu)
         if pfn >= 0:
             return pfn
         if self.compact_hook is not None and order > 0:
-            if self.compact_hook(zl[0], order, gfp, info.migratetype):
-                pfn = self.get_page_from_freelist(gfp, order, flags, zl, info, cpu)
+            if self.compact_hook(zl[0], order, gfp, ac.migratetype):
+                pfn = self.get_page_from_freelist(gfp, order, flags, zl, ac, cpu)
                 if pfn >= 0:
                     return pfn
         return self._fail(self._failure_reason(order, zl), order)
@@ -712,14 +454,14 @@ class PageAllocator:
         return FAIL_WATERMARK
 
     def get_page_from_freelist(self, gfp: int, order: int, alloc_flags: int, zl: list[Zone],
-                               info: GfpInfo, cpu: int) -> int:
+                               ac: AllocContext, cpu: int) -> int:
         """get_page_from_freelist(): first zone passing its watermark that rmqueues.
 
         The order-0 zone_watermark_fast() shortcut and rmqueue() (a pcp list hit,
         else rmqueue_pcplist() refill, else rmqueue_buddy()) are inlined: they are
         the hot path of every run."""
-        hz = info.highest
-        use_pcp = self._pcp_ok[order] and not info.pcp_skip
+        hz = ac.highest
+        use_pcp = self._pcp_allowed[order] and not ac.pcp_skip
         k61 = self.k61
         while True:
             no_fallback = alloc_flags & ALLOC_NOFRAGMENT
@@ -745,20 +487,20 @@ class PageAllocator:
                         continue
                 if use_pcp:
                     pcp = z.pcp[cpu]
-                    lst = pcp.lists[info.pindex[order]]
+                    lst = pcp.lists[ac.pindex[order]]
                     if lst:
                         pcp.free_factor >>= 1
                         pfn = lst.popleft()
                         pcp.count -= 1 << order
                         self.alloc_state[pfn] = 0
                     else:
-                        pfn = self.rmqueue_pcplist(z, order, info.migratetype, alloc_flags, cpu)
+                        pfn = self.rmqueue_pcplist(z, order, ac.migratetype, alloc_flags, cpu)
                         if pfn < 0:
-                            pfn = self.rmqueue_buddy(z, order, alloc_flags, info.migratetype)
+                            pfn = self.rmqueue_buddy(z, order, alloc_flags, ac.migratetype)
                 else:
-                    pfn = self.rmqueue_buddy(z, order, alloc_flags, info.migratetype)
+                    pfn = self.rmqueue_buddy(z, order, alloc_flags, ac.migratetype)
                 if pfn >= 0:
-                    if order and alloc_flags & (ALLOC_HARDER if k61 else ALLOC_HIGHATOMIC):
+                    if order and alloc_flags & self._ha_flag:
                         self.reserve_highatomic_pageblock(pfn, z, order)
                     return pfn
             if restart:
@@ -768,8 +510,9 @@ class PageAllocator:
                 continue
             return -1
 
-    def _unusable_free(self, z: Zone, order: int, alloc_flags: int) -> int:
-        """__zone_watermark_unusable_free()."""
+    def _zone_watermark_unusable_free(self, z: Zone, order: int, alloc_flags: int) -> int:
+        """__zone_watermark_unusable_free(): 6.1 keeps the whole reserved highatomic
+        pageblocks out, 6.19 only their free pages (nr_free_highatomic)."""
         unusable = (1 << order) - 1
         if self.k61:
             if not alloc_flags & (ALLOC_HARDER | ALLOC_OOM):
@@ -781,23 +524,28 @@ class PageAllocator:
         return unusable
 
     def zone_watermark_fast(self, z: Zone, order: int, mark: int, hz: int, alloc_flags: int, gfp: int) -> bool:
+        """zone_watermark_fast(): the order-0 shortcut, __zone_watermark_ok(), and the
+        retry at the unboosted min watermark for atomic order-0 requests (__GFP_ATOMIC in
+        6.1, __GFP_HIGH in 6.19)."""
         free = z.free_pages
         if not order:
-            usable = free - min(free, self._unusable_free(z, 0, alloc_flags))
+            usable = free - min(free, self._zone_watermark_unusable_free(z, 0, alloc_flags))
             if usable > mark + z.lowmem_reserve[hz]:
                 return True
         if self.zone_watermark_ok(z, order, mark, hz, alloc_flags, free):
             return True
-        atomic_bit = _GFP_ATOMIC if self.k61 else _GFP_HIGH
+        atomic_bit = GFP_ATOMIC_BIT if self.k61 else GFP_HIGH
         if (not order and gfp & atomic_bit and z.watermark_boost
                 and (alloc_flags & ALLOC_WMARK_MASK) == WMARK_MIN):
             return self.zone_watermark_ok(z, order, z.watermark[WMARK_MIN], hz, alloc_flags, free)
         return False
 
     def zone_watermark_ok(self, z: Zone, order: int, mark: int, hz: int, alloc_flags: int, free: int) -> bool:
-        """__zone_watermark_ok()."""
+        """__zone_watermark_ok(): free pages above mark + lowmem_reserve (with the
+        reserve discounts of the alloc_flags), and for order > 0 a free block of at
+        least the order on a list the request may use."""
         mn = mark
-        free -= self._unusable_free(z, order, alloc_flags)
+        free -= self._zone_watermark_unusable_free(z, order, alloc_flags)
         if self.k61:
             harder = alloc_flags & (ALLOC_HARDER | ALLOC_OOM)
             if alloc_flags & ALLOC_HIGH:
@@ -832,21 +580,28 @@ class PageAllocator:
                 return True
         return False
 
-    def _pindex(self, order: int, mt: int) -> int:
-        """order_to_pindex()."""
+    def wmark_pages(self, z: Zone, i: int) -> int:
+        """wmark_pages(): a watermark plus the current boost."""
+        return z.watermark[i] + z.watermark_boost
+
+    # -- pcp lists ---------------------------------------------------------------------
+    def order_to_pindex(self, order: int, mt: int) -> int:
+        """order_to_pindex(): 6.1 has one THP list, 6.19 two (movable and the rest)."""
         if order > PAGE_ALLOC_COSTLY_ORDER:
             base = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
             return base if self.k61 else base + (mt == MIGRATE_MOVABLE)
         return MIGRATE_PCPTYPES * order + mt
 
-    def _pindex_order(self, pindex: int) -> int:
+    def pindex_to_order(self, pindex: int) -> int:
+        """pindex_to_order()."""
         base = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
         return HPAGE_PMD_ORDER if pindex >= base else pindex // MIGRATE_PCPTYPES
 
     def rmqueue_pcplist(self, z: Zone, order: int, mt: int, alloc_flags: int, cpu: int) -> int:
+        """rmqueue_pcplist() / __rmqueue_pcplist(): refill an empty list, take its head."""
         pcp = z.pcp[cpu]
         pcp.free_factor >>= 1
-        lst = pcp.lists[self._pindex(order, mt)]
+        lst = pcp.lists[self.order_to_pindex(order, mt)]
         if not lst:
             batch = pcp.batch
             if order:
@@ -860,7 +615,7 @@ class PageAllocator:
         self.alloc_state[pfn] = 0
         return pfn
 
-    def rmqueue_bulk(self, z: Zone, order: int, count: int, lst: deque, mt: int, alloc_flags: int) -> int:
+    def rmqueue_bulk(self, z: Zone, order: int, count: int, lst: Any, mt: int, alloc_flags: int) -> int:
         """rmqueue_bulk(): refill a pcp list at its tail from __rmqueue().
 
         The common step of __rmqueue() -- no CMA balancing due, and
@@ -868,6 +623,9 @@ class PageAllocator:
         accounting of a pcp migratetype, which touches only NR_FREE_PAGES); any other
         step calls __rmqueue(), which starts over and takes the same decisions.  6.19
         keeps an ``enum rmqueue_mode`` across the iterations (see __rmqueue())."""
+        hooks = self._op_hooks
+        if hooks:
+            self.design.op_begin(Op.PCP_REFILL, True, self.in_free_path > 0)
         st = AS_PCP | (order + 1)
         astate = self.alloc_state
         d = self.design
@@ -877,48 +635,51 @@ class PageAllocator:
         nr = 1 << order
         cma = alloc_flags & ALLOC_CMA
         run_ok = not self._design_split
-        mode = [RMQUEUE_NORMAL]  # 6.19 enum rmqueue_mode rmqm
+        mode = RMQUEUE_NORMAL  # 6.19 enum rmqueue_mode rmqm
         i = 0
-        while i < count:
-            pfn = co = -1
-            if mode[0] == RMQUEUE_NORMAL and not (cma and z.nr_free_cma > z.free_pages // 2):
-                pfn, co = find_smallest(z, order, mt)
-            if pfn < 0:
-                pfn = self.__rmqueue(z, order, mt, alloc_flags, mode)
+        try:
+            while i < count:
+                pfn = co = -1
+                if mode == RMQUEUE_NORMAL and not (cma and z.nr_free_cma > z.free_pages // 2):
+                    pfn, co = find_smallest(z, order, mt)
                 if pfn < 0:
-                    return i
-                self._account(z, -nr, self._list_mt)
-                astate[pfn] = st
-                lst.append(pfn)
-                i += 1
-                continue
-            d.del_from_free_list(pfn, co)
-            nr_free[co] -= 1
-            self._list_mt = mt
-            units = 1
-            if co > order:
-                # mt's lists below co are empty and expand() puts each upper half at
-                # the head of one (6.1 add_to_free_list(), 6.19 __add_to_free_list(...,
-                # tail=false)), so the next __rmqueue() calls take the block's
-                # following units in pfn order, splitting as they go;
-                # the run stops at the end of the block, of the refill, or where CMA
-                # balancing would kick in.  The design applies the intermediate list
-                # operations' net effect; the core adds the pieces left over.
-                units = min(count - i, 1 << (co - order))
-                if cma:
-                    units = min(units, (z.free_pages - 2 * z.nr_free_cma) // nr + 1)
-                if units > 1 and run_ok and d.unlink_split_run(pfn, order, units):
-                    self._add_tail_pieces(z, pfn + (units << order), pfn + (1 << co), order, mt)
-                else:
-                    units = 1
-                    self.expand(z, pfn, order, co, mt)
-            counters.zone_locked += units
-            z.free_pages -= units << order
-            for p in range(pfn, pfn + (units << order), nr):
-                astate[p] = st
-                lst.append(p)
-            i += units
-        return count
+                    pfn, list_mt, mode = self._rmqueue(z, order, mt, alloc_flags, mode)
+                    if pfn < 0:
+                        return i
+                    self.account_freepages(z, -nr, list_mt)
+                    astate[pfn] = st
+                    lst.append(pfn)
+                    i += 1
+                    continue
+                d.del_from_free_list(pfn, co)
+                nr_free[co] -= 1
+                units = 1
+                if co > order:
+                    # mt's lists below co are empty and expand() puts each upper half at
+                    # the head of one (6.1 add_to_free_list(), 6.19 __add_to_free_list(...,
+                    # tail=false)), so the next __rmqueue() calls take the block's
+                    # following units in pfn order, splitting as they go;
+                    # the run stops at the end of the block, of the refill, or where CMA
+                    # balancing would kick in.  The design applies the intermediate list
+                    # operations' net effect; the core adds the pieces left over.
+                    units = min(count - i, 1 << (co - order))
+                    if cma:
+                        units = min(units, (z.free_pages - 2 * z.nr_free_cma) // nr + 1)
+                    if units > 1 and run_ok and d.unlink_split_run(pfn, order, units):
+                        self._add_tail_pieces(z, pfn + (units << order), pfn + (1 << co), order, mt)
+                    else:
+                        units = 1
+                        self.expand(z, pfn, order, co, mt)
+                counters.zone_locked += units
+                z.free_pages -= units << order
+                for p in range(pfn, pfn + (units << order), nr):
+                    astate[p] = st
+                    lst.append(p)
+                i += units
+            return count
+        finally:
+            if hooks:
+                d.op_end(Op.PCP_REFILL)
 
     def _add_tail_pieces(self, z: Zone, start: int, end: int, low: int, mt: int) -> None:
         """The free buddy blocks (order >= ``low``) covering [start, end), the tail
@@ -930,26 +691,40 @@ class PageAllocator:
         while start < end:
             while not start & (1 << o):
                 o += 1
-            add(start, o, list_id(zid, o, mt), False)
             nr_free[o] += 1
+            add(start, o, list_id(zid, o, mt), False)
             start += 1 << o
 
     def rmqueue_buddy(self, z: Zone, order: int, alloc_flags: int, mt: int) -> int:
-        pfn = -1
-        if order > 0 and alloc_flags & (ALLOC_HARDER if self.k61 else ALLOC_HIGHATOMIC):
-            pfn = self.__rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
-        if pfn < 0:
-            pfn = self.__rmqueue(z, order, mt, alloc_flags)
-            if pfn < 0 and not self.k61 and alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK):
-                pfn = self.__rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
+        """rmqueue_buddy(): straight from the free lists under zone->lock; high-order
+        atomic requests try the highatomic reserve first (and, in 6.19, order-0
+        ALLOC_OOM / ALLOC_NON_BLOCK requests after everything else failed)."""
+        hooks = self._op_hooks
+        if hooks:
+            self.design.op_begin(Op.ALLOC_BUDDY, True, self.in_free_path > 0)
+        try:
+            pfn = -1
+            list_mt = MIGRATE_HIGHATOMIC
+            if order > 0 and alloc_flags & self._ha_flag:
+                pfn = self._rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
             if pfn < 0:
-                return -1
-        self._account(z, -(1 << order), self._list_mt)
-        self._maybe_unboost(z)
-        return pfn
+                pfn, list_mt, _ = self._rmqueue(z, order, mt, alloc_flags, RMQUEUE_NORMAL)
+                if pfn < 0 and not self.k61 and alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK):
+                    pfn = self._rmqueue_smallest(z, order, MIGRATE_HIGHATOMIC)
+                    list_mt = MIGRATE_HIGHATOMIC
+                if pfn < 0:
+                    return -1
+            self.account_freepages(z, -(1 << order), list_mt)
+            if z.boosted:
+                z.boosted = False  # ZONE_BOOSTED_WATERMARK: kswapd is woken (not modelled)
+            return pfn
+        finally:
+            if hooks:
+                self.design.op_end(Op.ALLOC_BUDDY)
 
-    def _account(self, z: Zone, nr: int, mt: int) -> None:
-        """account_freepages() / __mod_zone_freepage_state()."""
+    def account_freepages(self, z: Zone, nr: int, mt: int) -> None:
+        """account_freepages() / __mod_zone_freepage_state(). The model also drops a
+        watermark boost once free pages pass high + boost (what kswapd would achieve)."""
         if mt == MIGRATE_ISOLATE:
             return
         z.free_pages += nr
@@ -960,16 +735,14 @@ class PageAllocator:
         if nr > 0 and z.watermark_boost and z.free_pages > z.watermark[WMARK_HIGH] + z.watermark_boost:
             z.watermark_boost = 0  # kswapd would have balanced the zone by now
 
-    def _maybe_unboost(self, z: Zone) -> None:
-        if z.boosted:
-            z.boosted = False  # ZONE_BOOSTED_WATERMARK: kswapd is woken (not modelled)
-
     # -- the buddy lists -------------------------------------------------------------
-    def _add(self, pfn: int, order: int, z: Zone, mt: int, tail: bool) -> None:
-        self.design.add_to_free_list(pfn, order, list_id(z.zid, order, mt), tail)
+    def _add_to_free_list(self, z: Zone, pfn: int, order: int, mt: int, tail: bool) -> None:
+        """__add_to_free_list(): count the block, then the design links it."""
         z.nr_free[order] += 1
+        self.design.add_to_free_list(pfn, order, list_id(z.zid, order, mt), tail)
 
-    def _del(self, pfn: int, order: int, z: Zone) -> None:
+    def del_page_from_free_list(self, z: Zone, pfn: int, order: int) -> None:
+        """__del_page_from_free_list() (the caller accounts the pages)."""
         self.design.del_from_free_list(pfn, order)
         z.nr_free[order] -= 1
 
@@ -988,16 +761,20 @@ class PageAllocator:
             lid += MIGRATE_TYPES
         return -1, -1
 
-    def __rmqueue_smallest(self, z: Zone, order: int, mt: int) -> int:
-        """__rmqueue_smallest(): head of the smallest non-empty list >= order, split."""
+    def _rmqueue_smallest(self, z: Zone, order: int, mt: int) -> int:
+        """__rmqueue_smallest(): head of the smallest non-empty list of ``mt`` at
+        ``order`` or above, split down to ``order`` (the caller accounts the pages)."""
         pfn, co = self._find_smallest(z, order, mt)
         if pfn < 0:
             return -1
-        self._del(pfn, co, z)
+        self.del_page_from_free_list(z, pfn, co)
         self.expand(z, pfn, order, co, mt)
-        self._list_mt = mt
         self.counters.zone_locked += 1
         return pfn
+
+    def _rmqueue(self, z: Zone, order: int, mt: int, alloc_flags: int, mode: int) -> tuple[int, int, int]:
+        """__rmqueue(): (pfn, migratetype of its list, rmqueue_mode) -- memdesc.mm.fallback."""
+        raise NotImplementedError
 
     def expand(self, z: Zone, pfn: int, low: int, high: int, mt: int) -> None:
         """expand(): the upper halves go back to the head of mt's lists."""
@@ -1013,281 +790,25 @@ class PageAllocator:
                 high -= 1
                 size >>= 1
                 lid -= MIGRATE_TYPES
-                add(pfn + size, high, lid, False)
                 nr_free[high] += 1
-
-    def __rmqueue(self, z: Zone, order: int, mt: int, alloc_flags: int, mode: list[int] | None = None) -> int:
-        """__rmqueue(): CMA balancing, requested type, CMA, then fallback.
-
-        6.19 (since 6.16, "speed up fallbacks in rmqueue_bulk()"): ``mode`` is
-        rmqueue_bulk()'s ``enum rmqueue_mode``, kept across its iterations, so a refill
-        that had to fall back skips the searches that failed before: CMA mode starts at
-        the CMA fallback, steal mode goes straight to stealing, a claim resets it."""
-        if alloc_flags & ALLOC_CMA and z.nr_free_cma > z.free_pages // 2:
-            pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
-            if pfn >= 0:
-                return pfn
-        if self.k61:
-            while True:
-                pfn = self.__rmqueue_smallest(z, order, mt)
-                if pfn >= 0:
-                    return pfn
-                if alloc_flags & ALLOC_CMA:
-                    pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
-                    if pfn >= 0:
-                        return pfn
-                if not self.__rmqueue_fallback_61(z, order, mt, alloc_flags):
-                    return -1
-        m = mode[0] if mode is not None else RMQUEUE_NORMAL
-        if m <= RMQUEUE_NORMAL:
-            pfn = self.__rmqueue_smallest(z, order, mt)
-            if pfn >= 0:
-                return pfn
-        if m <= RMQUEUE_CMA and alloc_flags & ALLOC_CMA:
-            pfn = self.__rmqueue_smallest(z, order, MIGRATE_CMA)
-            if pfn >= 0:
-                if mode is not None:
-                    mode[0] = RMQUEUE_CMA
-                return pfn
-        if m <= RMQUEUE_CLAIM:
-            pfn = self.__rmqueue_claim(z, order, mt, alloc_flags)
-            if pfn >= 0:
-                if mode is not None:
-                    mode[0] = RMQUEUE_NORMAL  # the preferred free list is replenished
-                return pfn
-        if not alloc_flags & ALLOC_NOFRAGMENT:
-            pfn = self.__rmqueue_steal(z, order, mt)
-            if pfn >= 0 and mode is not None:
-                mode[0] = RMQUEUE_STEAL
-            return pfn
-        return -1
-
-    # -- fallback ----------------------------------------------------------------------
-    def can_steal_fallback(self, order: int, start_mt: int) -> bool:
-        """can_steal_fallback() (6.1) / should_try_claim_block() (6.19)."""
-        if order >= self.pageblock_order:
-            return True
-        return (order >= self.pageblock_order // 2 or start_mt == MIGRATE_RECLAIMABLE
-                or start_mt == MIGRATE_UNMOVABLE)
-
-    def find_suitable_fallback(self, z: Zone, order: int, mt: int) -> int:
-        """First fallback migratetype with a non-empty list at ``order``, or -1."""
-        if not z.nr_free[order]:
-            return -1
-        first = self.design.first_in_list
-        for fmt in FALLBACKS[mt]:
-            if first(list_id(z.zid, order, fmt)) >= 0:
-                return fmt
-        return -1
-
-    def __rmqueue_fallback_61(self, z: Zone, order: int, start_mt: int, alloc_flags: int) -> bool:
-        """6.1 __rmqueue_fallback(): steal from the largest fallback block."""
-        min_order = order
-        if order < self.pageblock_order and alloc_flags & ALLOC_NOFRAGMENT:
-            min_order = self.pageblock_order
-        found = -1
-        co = MAX_PAGE_ORDER
-        can_steal = False
-        while co >= min_order:
-            fmt = self.find_suitable_fallback(z, co, start_mt)
-            if fmt != -1:
-                can_steal = self.can_steal_fallback(co, start_mt)
-                if not can_steal and start_mt == MIGRATE_MOVABLE and co > order:
-                    # find_smallest
-                    for co2 in range(order, NR_PAGE_ORDERS):
-                        fmt = self.find_suitable_fallback(z, co2, start_mt)
-                        if fmt != -1:
-                            co = co2
-                            can_steal = self.can_steal_fallback(co, start_mt)
-                            break
-                found = fmt
-                break
-            co -= 1
-        if found == -1:
-            return False
-        pfn = self.design.first_in_list(list_id(z.zid, co, found))
-        self.steal_suitable_fallback(z, pfn, co, alloc_flags, start_mt, can_steal)
-        self._trace_extfrag(pfn, start_mt)
-        return True
-
-    def _trace_extfrag(self, pfn: int, alloc_mt: int) -> None:
-        c = self.counters
-        c.extfrag += 1
-        if self.get_pageblock_migratetype(pfn) == alloc_mt:
-            c.extfrag_change_ownership += 1
-
-    def steal_suitable_fallback(self, z: Zone, pfn: int, co: int, alloc_flags: int, start_mt: int,
-                                whole_block: bool) -> None:
-        """6.1 steal_suitable_fallback()."""
-        old = self.get_pageblock_migratetype(pfn)
-        if old != MIGRATE_HIGHATOMIC:
-            if co >= self.pageblock_order:
-                self.change_pageblock_range(pfn, co, start_mt)
-            else:
-                if self.boost_watermark(z) and alloc_flags & ALLOC_KSWAPD:
-                    z.boosted = True
-                if whole_block:
-                    free, movable = self.move_freepages_block(z, pfn, start_mt)
-                    if free:
-                        if start_mt == MIGRATE_MOVABLE:
-                            alike = movable
-                        elif old == MIGRATE_MOVABLE:
-                            alike = self.pageblock_nr_pages - (free + movable)
-                        else:
-                            alike = 0
-                        if free + alike >= 1 << (self.pageblock_order - 1):
-                            self.set_pageblock_migratetype(pfn, start_mt)
-                        return
-        self._del(pfn, co, z)
-        self._add(pfn, co, z, start_mt, True)
-
-    def __rmqueue_claim(self, z: Zone, order: int, start_mt: int, alloc_flags: int) -> int:
-        """6.19 __rmqueue_claim(): claim a whole pageblock of a fallback type."""
-        min_order = order
-        if order < self.pageblock_order and alloc_flags & ALLOC_NOFRAGMENT:
-            min_order = self.pageblock_order
-        for co in range(MAX_PAGE_ORDER, min_order - 1, -1):
-            if not self.can_steal_fallback(co, start_mt):
-                return -1
-            fmt = self.find_suitable_fallback(z, co, start_mt)
-            if fmt == -1:
-                continue
-            pfn = self.design.first_in_list(list_id(z.zid, co, fmt))
-            got = self.try_to_claim_block(z, pfn, co, order, start_mt, fmt, alloc_flags)
-            if got >= 0:
-                self._trace_extfrag(got, start_mt)
-                return got
-        return -1
-
-    def try_to_claim_block(self, z: Zone, pfn: int, co: int, order: int, start_mt: int, block_mt: int,
-                           alloc_flags: int) -> int:
-        if co >= self.pageblock_order:
-            self._del(pfn, co, z)
-            self._account(z, -(1 << co), block_mt)
-            self.change_pageblock_range(pfn, co, start_mt)
-            self._account(z, 1 << co, start_mt)
-            self.expand(z, pfn, order, co, start_mt)
-            # the caller accounts the allocated part as leaving start_mt
-            self._list_mt = start_mt
-            return pfn
-        if self.boost_watermark(z) and alloc_flags & ALLOC_KSWAPD:
-            z.boosted = True
-        start = pfn & ~(self.pageblock_nr_pages - 1)
-        if not (z.start_pfn <= start and start + self.pageblock_nr_pages <= z.end_pfn):
-            return -1
-        free, movable = self._count_block(start)
-        if start_mt == MIGRATE_MOVABLE:
-            alike = movable
-        elif block_mt == MIGRATE_MOVABLE:
-            alike = self.pageblock_nr_pages - (free + movable)
-        else:
-            alike = 0
-        if free + alike >= 1 << (self.pageblock_order - 1):
-            self.move_freepages_block(z, pfn, start_mt)
-            self.set_pageblock_migratetype(pfn, start_mt)
-            self.counters.pageblock_claims += 1
-            return self.__rmqueue_smallest(z, order, start_mt)
-        return -1
-
-    def __rmqueue_steal(self, z: Zone, order: int, start_mt: int) -> int:
-        """6.19 __rmqueue_steal(): take one fallback block, no ownership change."""
-        for co in range(order, NR_PAGE_ORDERS):
-            fmt = self.find_suitable_fallback(z, co, start_mt)
-            if fmt == -1:
-                continue
-            pfn = self.design.first_in_list(list_id(z.zid, co, fmt))
-            self._del(pfn, co, z)
-            self.expand(z, pfn, order, co, fmt)
-            self._list_mt = fmt
-            self._trace_extfrag(pfn, start_mt)
-            return pfn
-        return -1
-
-    def boost_watermark(self, z: Zone) -> bool:
-        if not WATERMARK_BOOST_FACTOR or self.pageblock_nr_pages * 4 > z.managed:
-            return False
-        max_boost = max(self.pageblock_nr_pages, z.watermark[WMARK_HIGH] * WATERMARK_BOOST_FACTOR // 10000)
-        z.watermark_boost = min(z.watermark_boost + self.pageblock_nr_pages, max_boost)
-        return True
-
-    def _count_block(self, start: int) -> tuple[int, int]:
-        """Free and movable pages in one pageblock (prep_move_freepages_block)."""
-        free = movable = 0
-        pfn = start
-        end = start + self.pageblock_nr_pages
-        bo = self.design.buddy_order
-        astate = self.alloc_state
-        while pfn < end:
-            o = bo(pfn)
-            if o >= 0:
-                free += 1 << o
-                pfn += 1 << o
-                continue
-            st = astate[pfn]
-            if st and not st & AS_PCP:
-                size = 1 << ((st & AS_ORDER_MASK) - 1)
-                if st & AS_MOVABLE:
-                    movable += min(size, end - pfn)
-                pfn += size
-                continue
-            pfn += 1
-        return free, movable
-
-    def move_freepages_block(self, z: Zone, pfn: int, mt: int) -> tuple[int, int]:
-        """move_freepages_block(): every free buddy in the pageblock to mt's lists
-        (tail), returning (pages moved, movable pages seen). 0 if the block
-        crosses the zone end."""
-        start = pfn & ~(self.pageblock_nr_pages - 1)
-        end = start + self.pageblock_nr_pages
-        if start < z.start_pfn:
-            start = pfn
-        if end > z.end_pfn:
-            return 0, 0
-        moved = movable = 0
-        p = start
-        bo = self.design.buddy_order
-        astate = self.alloc_state
-        while p < end:
-            o = bo(p)
-            if o < 0:
-                st = astate[p]
-                if st and not st & AS_PCP:
-                    size = 1 << ((st & AS_ORDER_MASK) - 1)
-                    if st & AS_MOVABLE:
-                        movable += min(size, end - p)
-                    p += size
-                else:
-                    p += 1
-                continue
-            old = self.get_pageblock_migratetype(p)
-            self._del(p, o, z)
-            self._add(p, o, z, mt, True)
-            if old != mt:
-                self._account(z, -(1 << o), old)
-                self._account(z, 1 << o, mt)
-            p += 1 << o
-            moved += 1 << o
-        return moved, movable
+                add(pfn + size, high, lid, False)
 
     # -- pageblocks ----------------------------------------------------------------------
     def get_pageblock_migratetype(self, pfn: int) -> int:
+        """get_pageblock_migratetype() (MIGRATE_ISOLATE while isolated)."""
         return self.pb_mt[pfn >> self.pageblock_order]
 
     def set_pageblock_migratetype(self, pfn: int, mt: int) -> None:
+        """set_pageblock_migratetype()."""
         b = pfn >> self.pageblock_order
         if self.pb_mt[b] != mt:
             self.pb_mt[b] = mt
 
-    def change_pageblock_range(self, pfn: int, order: int, mt: int) -> None:
-        n = 1 << max(0, order - self.pageblock_order)
-        b = pfn >> self.pageblock_order
-        for i in range(n):
-            if self.pb_mt[b + i] != mt:
-                self.counters.pageblock_claims += 1
-            self.pb_mt[b + i] = mt
-
     # -- highatomic ------------------------------------------------------------------------
     def reserve_highatomic_pageblock(self, pfn: int, z: Zone, order: int) -> None:
+        """reserve_highatomic_pageblock(): up to ~1 % of the zone for high-order atomic
+        allocations (6.1: managed/100 + a pageblock; 6.19: rounded up to pageblocks,
+        none below one pageblock, never for blocks above pageblock_order)."""
         if self.k61:
             max_managed = z.managed // 100 + self.pageblock_nr_pages
         else:
@@ -1359,6 +880,7 @@ class PageAllocator:
         return -1
 
     def allocated_block_containing(self, pfn: int) -> int:
+        """Head pfn of the allocated (not pcp) block containing pfn, or -1."""
         astate = self.alloc_state
         for o in range(NR_PAGE_ORDERS):
             head = pfn & ~((1 << o) - 1)
@@ -1377,6 +899,9 @@ class PageAllocator:
         if cpu < 0 or cpu >= self.nr_cpus:
             raise BadCall(f"cpu {cpu} out of range 0..{self.nr_cpus - 1}", pfn, order)
         self.in_free_path += 1
+        hooks = self._op_hooks
+        if hooks:
+            self.design.op_begin(Op.FREE, False, True)
         try:
             counters = self.counters
             if st & AS_META:
@@ -1385,7 +910,7 @@ class PageAllocator:
             counters.pgfree += 1
             z = self.zones[self.zid_of_pfn[pfn]]
             mt = self.pb_mt[pfn >> self.pageblock_order]
-            if not self._pcp_ok[order] or mt == MIGRATE_ISOLATE:
+            if not self._pcp_allowed[order] or mt == MIGRATE_ISOLATE:
                 astate[pfn] = 0
                 self.free_one_page(z, pfn, order, mt, FPI_NONE)
                 return
@@ -1393,19 +918,23 @@ class PageAllocator:
             if mt >= MIGRATE_PCPTYPES:
                 mt = MIGRATE_MOVABLE
             pcp = z.pcp[cpu]
-            pindex = MIGRATE_PCPTYPES * order + mt if order <= PAGE_ALLOC_COSTLY_ORDER else self._pindex(order, mt)
+            pindex = MIGRATE_PCPTYPES * order + mt if order <= PAGE_ALLOC_COSTLY_ORDER else \
+                self.order_to_pindex(order, mt)
             pcp.lists[pindex].appendleft(pfn)
             astate[pfn] = AS_PCP | (order + 1)
             pcp.count += 1 << order
             free_high = bool(pcp.free_factor and order and order <= PAGE_ALLOC_COSTLY_ORDER)
             high = 0 if free_high else pcp.high
             if pcp.count >= high:
-                self.free_pcppages_bulk(z, self._nr_pcp_free(pcp, high, pcp.batch, free_high), pcp, pindex)
+                self.free_pcppages_bulk(z, self.nr_pcp_free(pcp, high, pcp.batch, free_high), pcp, pindex)
         finally:
             self.in_free_path -= 1
+            if hooks:
+                self.design.op_end(Op.FREE)
 
     @staticmethod
-    def _nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int:
+    def nr_pcp_free(pcp: PerCpuPages, high: int, batch: int, free_high: bool) -> int:
+        """nr_pcp_free() (6.1): how many pages a free past pcp->high drains."""
         if free_high:
             return pcp.count
         if high < batch:
@@ -1418,6 +947,9 @@ class PageAllocator:
 
     def free_pcppages_bulk(self, z: Zone, count: int, pcp: PerCpuPages, pindex: int) -> None:
         """free_pcppages_bulk(): requested list first, then round-robin, oldest first."""
+        hooks = self._op_hooks
+        if hooks:
+            self.design.op_begin(Op.PCP_DRAIN, True, self.in_free_path > 0)
         nl = self.nr_pcp_lists
         pindex -= 1
         astate = self.alloc_state
@@ -1425,25 +957,30 @@ class PageAllocator:
         pb_mt = self.pb_mt
         pbo = self.pageblock_order
         count = min(count, pcp.count)
-        while count > 0:
-            while True:
-                pindex += 1
-                if pindex > nl - 1:
-                    pindex = 0
-                lst = pcp.lists[pindex]
-                if lst:
-                    break
-            order = self._pindex_order(pindex)
-            nr = 1 << order
-            while count > 0 and lst:
-                pfn = lst.pop()
-                count -= nr
-                pcp.count -= nr
-                astate[pfn] = 0
-                counters.pcp_drain += 1
-                self.free_one_page(z, pfn, order, pb_mt[pfn >> pbo], FPI_NONE)
+        try:
+            while count > 0:
+                while True:
+                    pindex += 1
+                    if pindex > nl - 1:
+                        pindex = 0
+                    lst = pcp.lists[pindex]
+                    if lst:
+                        break
+                order = self.pindex_to_order(pindex)
+                nr = 1 << order
+                while count > 0 and lst:
+                    pfn = lst.pop()
+                    count -= nr
+                    pcp.count -= nr
+                    astate[pfn] = 0
+                    counters.pcp_drain += 1
+                    self._free_one_page_locked(z, pfn, order, pb_mt[pfn >> pbo], FPI_NONE)
+        finally:
+            if hooks:
+                self.design.op_end(Op.PCP_DRAIN)
 
     def drain_zone_pages(self, z: Zone, cpu: int) -> None:
+        """drain_pages_zone(): one CPU's pcp lists of one zone back to buddy."""
         pcp = z.pcp[cpu]
         if pcp.count:
             self.free_pcppages_bulk(z, pcp.count, pcp, 0)
@@ -1456,16 +993,30 @@ class PageAllocator:
                 self.drain_zone_pages(z, cpu)
 
     def free_one_page(self, z: Zone, pfn: int, order: int, mt: int, fpi: int) -> None:
-        """free_one_page(); 6.19 splits blocks larger than a pageblock first."""
-        if not self.k61 and order > self.pageblock_order:
-            self._free_one_page_split(pfn, z, order, fpi)
+        """free_one_page(): take zone->lock and free to buddy."""
+        if self._op_hooks:
+            self.design.op_begin(Op.FREE_BUDDY, True, self.in_free_path > 0)
+            try:
+                self._free_one_page_locked(z, pfn, order, mt, fpi)
+            finally:
+                self.design.op_end(Op.FREE_BUDDY)
         else:
-            self.__free_one_page(pfn, z, order, mt, fpi)
+            self._free_one_page_locked(z, pfn, order, mt, fpi)
 
-    def _free_one_page_split(self, pfn: int, z: Zone, order: int, fpi: int) -> None:
-        """split_large_buddy(): each pageblock-sized piece with its own type."""
+    def _free_one_page_locked(self, z: Zone, pfn: int, order: int, mt: int, fpi: int) -> None:
+        """free_one_page()'s body: 6.19 splits blocks larger than a pageblock first
+        (split_large_buddy()), 6.1 frees the block with the given type."""
+        if not self.k61 and order > self.pageblock_order:
+            self.split_large_buddy(z, pfn, order, fpi)
+        else:
+            self._free_one_page(pfn, z, order, mt, fpi)
+
+    def split_large_buddy(self, z: Zone, pfn: int, order: int, fpi: int) -> None:
+        """split_large_buddy() (6.19): each pageblock-sized piece with its own type.
+        In 6.1 it is only reached at boot (free_pages_memory()), where a chunk whose
+        pageblocks have one type is freed whole."""
         if order <= self.pageblock_order:
-            self.__free_one_page(pfn, z, order, self.get_pageblock_migratetype(pfn), fpi)
+            self._free_one_page(pfn, z, order, self.get_pageblock_migratetype(pfn), fpi)
             return
         step = 1 << self.pageblock_order
         end = pfn + (1 << order)
@@ -1473,19 +1024,21 @@ class PageAllocator:
             # boot frees whole max-order chunks; the cross-pageblock rule applies in merging
             mts = {self.get_pageblock_migratetype(p) for p in range(pfn, end, step)}
             if len(mts) == 1:
-                self.__free_one_page(pfn, z, order, mts.pop(), fpi)
+                self._free_one_page(pfn, z, order, mts.pop(), fpi)
                 return
         for p in range(pfn, end, step):
-            self.__free_one_page(p, z, self.pageblock_order, self.get_pageblock_migratetype(p), fpi)
+            self._free_one_page(p, z, self.pageblock_order, self.get_pageblock_migratetype(p), fpi)
 
-    def __free_one_page(self, pfn: int, z: Zone, order: int, mt: int, fpi: int) -> None:
-        """__free_one_page(): merge with free buddies up to MAX_PAGE_ORDER."""
+    def _free_one_page(self, pfn: int, z: Zone, order: int, mt: int, fpi: int) -> None:
+        """__free_one_page(): merge with free buddies up to MAX_PAGE_ORDER. Across
+        pageblocks only mergeable types merge; 6.19 then gives the buddy's pageblock(s)
+        the freeing type."""
         d = self.design
         page_is_buddy = d.page_is_buddy
         nr_free = z.nr_free
         zid = z.zid
         pbo = self.pageblock_order
-        self._account(z, 1 << order, mt)
+        self.account_freepages(z, 1 << order, mt)
         buddy = 0
         while order < MAX_PAGE_ORDER:
             buddy = pfn ^ (1 << order)
@@ -1514,16 +1067,17 @@ class PageAllocator:
             tail = page_is_buddy(higher, order + 1, zid)
         else:
             tail = False
-        d.add_to_free_list(pfn, order, list_id(zid, order, mt), tail)
         nr_free[order] += 1
+        d.add_to_free_list(pfn, order, list_id(zid, order, mt), tail)
 
     # ------------------------------------------------------------------------------
     # taking specific free pages (pfn-exact replay, alloc_contig_range, isolation)
     # ------------------------------------------------------------------------------
-    def take_free_block(self, pfn: int, order: int) -> bool:
-        """Take [pfn, pfn+2^order) off the free lists if it is entirely free inside
-        one buddy block (or is a pcp page of that order); split the rest back.
-        Like __isolate_free_page() + split_free_page(). Caller marks it allocated."""
+    def isolate_free_page(self, pfn: int, order: int) -> bool:
+        """__isolate_free_page() + split_free_page(): take [pfn, pfn+2^order) off the
+        free lists if it is entirely free inside one buddy block (or is a pcp page of
+        that order); the rest of the buddy block goes back as aligned pieces. The
+        caller marks it allocated (mark_allocated) or frees it again."""
         st = self.alloc_state[pfn]
         if st & AS_PCP:
             if (st & AS_ORDER_MASK) - 1 != order:
@@ -1545,8 +1099,8 @@ class PageAllocator:
             return False
         z = self.zones[self.zid_of_pfn[head]]
         mt = self.get_pageblock_migratetype(head)
-        self._del(head, ho, z)
-        self._account(z, -(1 << ho), mt)
+        self.del_page_from_free_list(z, head, ho)
+        self.account_freepages(z, -(1 << ho), mt)
         # give back everything in [head, head+2^ho) except the target, as aligned pieces
         cur_pfn, cur_order = head, ho
         while cur_order > order:
@@ -1557,51 +1111,39 @@ class PageAllocator:
             else:
                 keep, give = cur_pfn, half
             gmt = self.get_pageblock_migratetype(give)
-            self._add(give, cur_order, z, gmt, False)
-            self._account(z, 1 << cur_order, gmt)
+            self._add_to_free_list(z, give, cur_order, gmt, False)
+            self.account_freepages(z, 1 << cur_order, gmt)
             cur_pfn = keep
         return True
 
-    @contextmanager
-    def buddy_only(self):
-        """Allocations inside go straight to the buddy lists, never through pcp:
-        for allocations made while the free path holds pcp->lock (and may be
-        walking the pcp lists in free_pcppages_bulk), e.g. a design's metadata."""
-        saved = self._pcp_ok
-        self._pcp_ok = [False] * NR_PAGE_ORDERS
-        try:
-            yield
-        finally:
-            self._pcp_ok = saved
-
-    def take_free_range(self, pfn: int, order: int) -> None:
+    def isolate_free_range(self, pfn: int, order: int) -> None:
         """Take every page of the aligned [pfn, pfn + 2^order) off the free lists,
         in as few pieces as the free blocks allow (isolate_freepages_range() after
         test_pages_isolated(): the caller guarantees the whole range is free)."""
-        if self.take_free_block(pfn, order):
+        if self.isolate_free_page(pfn, order):
             return
         if order == 0:
             raise MemdescError(f"pfn {pfn:#x} is not free (expected after test_pages_isolated)")
-        self.take_free_range(pfn, order - 1)
-        self.take_free_range(pfn + (1 << (order - 1)), order - 1)
+        self.isolate_free_range(pfn, order - 1)
+        self.isolate_free_range(pfn + (1 << (order - 1)), order - 1)
 
     def alloc_pages_at(self, gfp: int, order: int, pfn: int, kind: str | None = None) -> int:
         """Allocate exactly the block at ``pfn`` if it is free (pfn-exact trace
         replay: follow the real kernel's placement). Returns pfn or -1."""
         if order < 0 or order > MAX_PAGE_ORDER:
             raise BadCall(f"order {order} out of range 0..{MAX_PAGE_ORDER}", order=order)
-        info = self._gfp_cache.get(gfp) or self.gfp_info(gfp)
+        ac = self._ctx_cache.get(gfp) or self.alloc_context(gfp)
         if not 0 <= pfn < self.nr_pfns or pfn & ((1 << order) - 1) or self.zid_of_pfn[pfn] == NO_ZONE:
             return -1
         k = kind if kind is not None else "misc"
         token = self.design.prep_alloc(order, k, gfp)
         if token is None:
             return self._fail(FAIL_DESCRIPTOR, order)
-        if not self.take_free_block(pfn, order):
+        if not self.isolate_free_page(pfn, order):
             self.design.abort_alloc(token)
             return -1
         st = order + 1
-        if info.migratetype == MIGRATE_MOVABLE:
+        if ac.migratetype == MIGRATE_MOVABLE:
             st |= AS_MOVABLE
         if k.startswith("meta"):
             st |= AS_META
@@ -1611,7 +1153,8 @@ class PageAllocator:
         return pfn
 
     def mark_allocated(self, pfn: int, order: int, kind: str = "misc", movable: bool = False) -> None:
-        """Record a block taken with take_free_block() as allocated."""
+        """Record a block taken with isolate_free_page() as allocated (prep_new_page
+        without a prepared descriptor: the design allocates one late)."""
         st = order + 1
         if movable:
             st |= AS_MOVABLE
@@ -1624,17 +1167,15 @@ class PageAllocator:
     # ------------------------------------------------------------------------------
     # introspection
     # ------------------------------------------------------------------------------
-    def zone_of(self, pfn: int) -> Zone:
-        return self.zones[self.zid_of_pfn[pfn]]
-
     def free_count(self, z: Zone, order: int, mt: int) -> int:
         """Length of one free list (pagetypeinfo walks it, capped by the caller)."""
         return sum(1 for _ in self.design.list_pfns(list_id(z.zid, order, mt)))
 
     def pcp_pages(self, z: Zone) -> int:
+        """Pages on the zone's pcp lists (the counters)."""
         return sum(p.count for p in z.pcp)
 
-    def totals(self) -> dict[str, Any]:
+    def totals(self) -> dict[int, dict[str, int]]:
         """Page conservation per zone: free + pcp + allocated + metadata + reserved."""
         st = np.frombuffer(self.alloc_state, dtype=np.uint8)
         heads = np.nonzero((st != 0) & ((st & AS_PCP) == 0))[0]
@@ -1648,7 +1189,7 @@ class PageAllocator:
             out[z.zid] = {
                 "allocated": int(pages[~meta[sel]].sum()),
                 "metadata": int(pages[meta[sel]].sum()),
-                "free": z.free_pages + (self._isolated_free(z)),
+                "free": z.free_pages + self._isolated_free(z),
                 "pcp": self.pcp_pages(z),
                 "reserved": z.reserved,
                 "present": z.present,
@@ -1663,12 +1204,12 @@ class PageAllocator:
             total += self.free_count(z, o, MIGRATE_ISOLATE) << o
         return total
 
-    def check(self, raise_on_error: bool = True) -> Any:
+    def check(self, raise_on_error: bool = True) -> CheckReport:
         """Run the exhaustive invariant checker (memdesc.mm.debug_vm)."""
-        from memdesc.mm.debug_vm import check_allocator
         return check_allocator(self, raise_on_error=raise_on_error)
 
     def metadata_summary(self) -> dict[str, Any]:
+        """The design's metadata accounting plus memmap totals for reports."""
         d = self.design
         present = self.machine.present_pages
         md = dict(d.metadata())
@@ -1684,41 +1225,14 @@ class PageAllocator:
         return md
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, end) runs of True in a boolean array."""
-    if not len(mask):
-        return []
-    m = np.concatenate(([False], mask, [False])).astype(np.int8)
-    d = np.diff(m)
-    starts = np.nonzero(d == 1)[0]
-    ends = np.nonzero(d == -1)[0]
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+class PageAllocator61(Fallback61, PageAllocator):
+    """The 6.1 allocator (the real traces' kernel)."""
 
 
-def _subtract(ranges: list[tuple[int, int]], cuts: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """[start, end) ranges minus the cut ranges, sorted."""
-    out = sorted(ranges)
-    for cs, ce in cuts:
-        nxt = []
-        for s, e in out:
-            if ce <= s or cs >= e:
-                nxt.append((s, e))
-                continue
-            if s < cs:
-                nxt.append((s, cs))
-            if ce < e:
-                nxt.append((ce, e))
-        out = nxt
-    return sorted(out)
+class PageAllocator619(Fallback619, PageAllocator):
+    """The 6.19 allocator (the default)."""
 
 
-def _runs_of_indices(idx: np.ndarray) -> list[tuple[int, int]]:
-    if not len(idx):
-        return []
-    breaks = np.nonzero(np.diff(idx) != 1)[0]
-    starts = np.concatenate(([idx[0]], idx[breaks + 1]))
-    ends = np.concatenate((idx[breaks] + 1, [idx[-1] + 1]))
-    return list(zip(starts.tolist(), ends.tolist(), strict=True))
+_BY_KERNEL: dict[str, type[PageAllocator]] = {"6.1": PageAllocator61, "6.19": PageAllocator619}
 
-
-__all__ = ["PageAllocator", "BadCall", "MemdescError", "Zone", "MIGRATE_TYPES"]
+__all__ = ["PageAllocator", "PageAllocator61", "PageAllocator619", "BadCall", "MemdescError"]

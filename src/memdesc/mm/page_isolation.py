@@ -10,7 +10,7 @@ Model choices (see docs/mm-ops.md):
 
 * isolating takes every free block of the pageblock off the lists and frees it
   again with type ISOLATE; a free block larger than a pageblock that straddles
-  the pageblock (order > pageblock_order) is split first (take_free_block keeps
+  the pageblock (order > pageblock_order) is split first (isolate_free_page keeps
   the other pieces on their own lists), as 6.19 split_large_buddy() /
   6.1 isolate_single_pageblock() do. Re-freeing merges isolated buddies, as the
   kernel's isolated free pages merge with each other.
@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from memdesc.mm.internal import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, FPI_TO_TAIL, NO_ZONE
+from memdesc.mm.migrate import meta_kind, migrate_refusal
 from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE, ZoneType
-from memdesc.mm.page_alloc import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, FPI_TO_TAIL, NO_ZONE
 
 if TYPE_CHECKING:
     from memdesc.mm.page_alloc import PageAllocator, Zone
@@ -81,8 +82,6 @@ def has_unmovable_pages(alloc: PageAllocator, start: int, end: int, migratetype:
     EXCEPT allocator metadata, which the model detects (the point of memdesc);
     free buddy / pcp pages and movable allocations are fine; anything else is
     unmovable."""
-    from memdesc.mm.migrate import meta_kind
-
     if alloc.get_pageblock_migratetype(start) == MIGRATE_CMA:
         if migratetype == MIGRATE_CMA:
             return None
@@ -135,15 +134,14 @@ def has_unmovable_pages(alloc: PageAllocator, start: int, end: int, migratetype:
 
 def _meta_movable(alloc: PageAllocator, pfn: int) -> bool:
     """Allocator metadata the design can relocate (like __PageMovable): radix-deque's
-    node pages under its movable-nodes policy. Design hook: ``meta_movable(pfn)``."""
-    fn = getattr(alloc.design, "meta_movable", None)
-    return bool(fn is not None and fn(pfn))
+    node pages under its movable-nodes policy (``Design.meta_movable``)."""
+    return alloc.design.meta_movable(pfn)
 
 
 def _free_blocks_of_pageblock(alloc: PageAllocator, start: int) -> list[tuple[int, int]]:
     """Free buddy blocks (head, order) inside the pageblock at start; a free
     block that covers the whole pageblock and more is returned as the
-    pageblock-order piece (head = start) for take_free_block to split out."""
+    pageblock-order piece (head = start) for isolate_free_page to split out."""
     pbo = alloc.pageblock_order
     end = start + (1 << pbo)
     bo = alloc.design.buddy_order
@@ -181,7 +179,7 @@ def set_migratetype_isolate(alloc: PageAllocator, pfn: int, migratetype: int, fl
         return fail
     blocks = _free_blocks_of_pageblock(alloc, start)
     for head, o in blocks:
-        if not alloc.take_free_block(head, o):  # accounts them out of their old type
+        if not alloc.isolate_free_page(head, o):  # accounts them out of their old type
             raise AssertionError(f"free block {head:#x} order {o} vanished")
     alloc.pb_saved[b] = old
     alloc.pb_mt[b] = MIGRATE_ISOLATE
@@ -202,7 +200,7 @@ def unset_migratetype_isolate(alloc: PageAllocator, pfn: int) -> None:
     z = alloc.zones[alloc.zid_of_pfn[start]]
     blocks = _free_blocks_of_pageblock(alloc, start)
     for head, o in blocks:
-        if not alloc.take_free_block(head, o):  # ISOLATE: no accounting
+        if not alloc.isolate_free_page(head, o):  # ISOLATE: no accounting
             raise AssertionError(f"isolated free block {head:#x} order {o} vanished")
     mt = alloc.pb_saved[b]
     alloc.pb_mt[b] = mt
@@ -255,8 +253,6 @@ def test_pages_isolated(alloc: PageAllocator, start: int, end: int, flags: int =
     while pfn < end:
         o = bo(pfn)
         if o < 0:
-            from memdesc.mm.migrate import migrate_refusal
-
             st = alloc.alloc_state[pfn]
             if alloc.reserved_np[pfn]:
                 return IsolationFailure(pfn, "reserved")

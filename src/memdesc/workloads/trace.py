@@ -351,7 +351,7 @@ def detect_format(first_lines: Iterable[str]) -> str:
 
 
 def migratetype_map(config_cma: bool) -> tuple[int, ...]:
-    """Trace migratetype number -> memdesc number (``mmzone.MigrateType``).
+    """Trace migratetype number -> memdesc number (``MIGRATE_*`` of memdesc.mm.mmzone).
 
     With CONFIG_CMA the kernel numbers 4 CMA, 5 Isolate; without it 4 is Isolate."""
     if config_cma:
