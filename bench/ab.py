@@ -39,8 +39,8 @@ def python_of(checkout: Path) -> str:
 def one(checkout: Path, args: list[str]) -> float:
     with tempfile.TemporaryDirectory() as td:
         out = Path(td) / "r.json"
-        p = subprocess.run([python_of(checkout), "-m", "memdesc.cli", "run", *args, "--no-progress", "--json", str(out)],
-                           cwd=checkout, capture_output=True, text=True)
+        cmd = [python_of(checkout), "-m", "memdesc.cli", "run", *args, "--no-progress", "--json", str(out)]
+        p = subprocess.run(cmd, cwd=checkout, capture_output=True, text=True)
         if p.returncode or not out.exists():
             raise SystemExit(f"ab: {checkout}: {' '.join(args)} failed: {p.stderr[-500:]}")
         return json.loads(out.read_text())["ops_per_s"]
