@@ -6,7 +6,9 @@ TestCase class."""
 from __future__ import annotations
 
 import hashlib
+from array import array
 
+import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -25,16 +27,29 @@ GFPS = [
 GFPS_61 = [G.GFP_ATOMIC_61 if g == G.GFP_ATOMIC else G.GFP_NOWAIT_61 if g == G.GFP_NOWAIT else g for g in GFPS]
 
 
+def _feed(h, obj) -> None:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        h.update(bytes(obj))
+    elif isinstance(obj, array):
+        h.update(obj.tobytes())
+    elif isinstance(obj, np.ndarray):
+        h.update(obj.tobytes())
+    else:
+        h.update(repr(obj).encode())
+
+
 def fingerprint(a: PageAllocator) -> str:
-    """A digest of all allocator state a bad call must not change."""
+    """A digest of all allocator state a bad call must not change: the core's page state,
+    pageblocks, zone counters and pcp lists, and everything the design declares
+    (Design.fingerprint_state)."""
     h = hashlib.sha1()
-    h.update(bytes(a.alloc_state))
-    h.update(bytes(a.pb_mt))
+    for obj in (a.alloc_state, a.pb_mt, a.pb_saved):
+        _feed(h, obj)
     for z in a.zones:
-        h.update(repr((z.free_pages, z.nr_free, z.nr_free_cma, [p.count for p in z.pcp])).encode())
-    d = a.design
-    if hasattr(d, "mm"):
-        h.update(d.mm.buf.tobytes())
+        _feed(h, (z.free_pages, z.nr_free, z.nr_free_cma, z.nr_free_highatomic, z.nr_reserved_highatomic,
+                  z.watermark_boost, [(p.count, p.free_factor, [list(lst) for lst in p.lists]) for p in z.pcp]))
+    for obj in a.design.fingerprint_state():
+        _feed(h, obj)
     return h.hexdigest()
 
 
@@ -48,7 +63,7 @@ def make_allocator_machine(spec: str, design: str, design_options: dict | None =
     class AllocatorMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.a = new_allocator(parse_machine(spec), design=design, kernel=kernel, pcp=pcp,
+            self.a = new_allocator(parse_machine(spec), design, kernel=kernel, pcp=pcp,
                                    design_options=dict(design_options or {}))
             self.live: list[tuple[int, int]] = []
             self.freed: list[tuple[int, int]] = []

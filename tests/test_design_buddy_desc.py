@@ -137,15 +137,3 @@ def test_mark_allocated_paths_compaction_and_contig():
         free_contig_range(a, s, 512)
     a.check()
     assert a.design.metadata()["pool_exhausted"] == 0
-
-
-@pytest.mark.parametrize("spec", ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
-@pytest.mark.parametrize("kernel", ["6.1", "6.19"])
-@pytest.mark.parametrize("pcp", [True, False])
-def test_offbook_same_pfns_as_linked(spec, kernel, pcp):
-    m = parse_machine(spec)
-    ref = workload(new_allocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
-    a = new_allocator(m, design="buddy-desc", kernel=kernel, pcp=pcp, design_options={"offbook": True})
-    assert workload(a, 3000, seed=11, invariant=True) == ref
-    assert all(not c.slab_pfns() for c in a.design.desc.caches)
-    a.check()

@@ -91,16 +91,3 @@ def test_descriptor_failures_counted_no_alloc_on_free():
     assert a.counters.alloc_fail["descriptor"] == md["descriptor_alloc_failures"]
     assert a.allocs_in_free_path == 0
     a.check()
-
-
-@pytest.mark.parametrize("spec", ["x86_64:1G", "x86_64:1G,movablecore=25%", "x86_64:1G,cma=64M"])
-@pytest.mark.parametrize("kernel", ["6.1", "6.19"])
-@pytest.mark.parametrize("pcp", [True, False])
-def test_offbook_same_pfns_as_linked(spec, kernel, pcp):
-    m = parse_machine(spec)
-    ref = workload(new_allocator(m, design="linked", kernel=kernel, pcp=pcp), 3000, seed=11)
-    a = new_allocator(m, design="embedded", kernel=kernel, pcp=pcp, design_options={"offbook": True})
-    assert workload(a, 3000, seed=11) == ref
-    assert a.design.metadata()["slab_pages_live"] > 0  # descriptors exist, just off the books
-    assert all(not c.slab_pfns() for c in a.design.desc.caches)
-    a.check()

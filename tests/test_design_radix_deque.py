@@ -9,7 +9,6 @@ import pytest
 
 from memdesc.designs import DesignError, get_design
 from memdesc.designs.descriptors import MEMDESC_ANON, MEMDESC_FILE, TAG_MASK
-from memdesc.designs.linked import LinkedDesign
 from memdesc.designs.radix_deque import (
     DEFAULT_POLICY,
     POLICIES,
@@ -226,24 +225,6 @@ def test_i386_one_word_index_overflow_renumbers():
         for k, _ in d.tree.items(lid):
             assert d.kmin <= k < d.kmax
     a.check()
-
-
-# -- equivalence with linked lists --------------------------------------------------------------
-@pytest.mark.parametrize("kernel", ["6.1", "6.19"])
-@pytest.mark.parametrize("words", [1, 2])
-def test_same_pfns_as_linked(kernel, words):
-    """offbook: nodes and descriptors outside the modelled memory; the linked design gets the
-    same memmap size, so both boot identical zones and any difference is the free lists."""
-    spec = "x86_64:1G"
-
-    class SameMemmapLinked(LinkedDesign):
-        struct_page_bytes = 8 * words
-
-    lk = new_allocator(parse_machine(spec), design=SameMemmapLinked, kernel=kernel)
-    rd = make(spec, kernel, words=words, offbook=True)
-    assert workload(lk, 6000, seed=8, kinds=False) == workload(rd, 6000, seed=8, kinds=False)
-    rd.check()
-    assert rd.design.metadata()["deferred_events"] == 0
 
 
 # -- movable node pages -----------------------------------------------------------------------

@@ -11,6 +11,7 @@ import random
 
 import numpy as np
 import pytest
+from variants import expected, rule_keeping, variants
 
 from memdesc.designs.base import DesignError
 from memdesc.driver.boot import new_allocator
@@ -44,18 +45,27 @@ from memdesc.workloads.events import Compact, ContigAlloc, ContigFree, Offline, 
 
 MOVABLE_SPEC = "x86_64:512M,movablecore=50%"
 CMA_SPEC = "x86_64:512M,cma=64M"
-DESIGNS = ["linked", "embedded", "buddy-desc", "radix-deque"]
+#: every registered design variant (tests/variants.py)
+VARIANTS = variants()
+#: the variants that keep the thread's rules and inject no failures
+RULE_KEEPING = rule_keeping()
 GFP_MOVABLE = G.GFP_HIGHUSER_MOVABLE
 
 
-def make(spec: str, design: str = "linked", kernel: str = "6.19") -> PageAllocator:
-    """A booted allocator, or skip when another engineer's design is not ready."""
+def make(spec: str, design: str = "linked", kernel: str = "6.19", opts: dict | None = None) -> PageAllocator:
+    """A booted allocator, or skip when the variant refuses this machine (DesignError)."""
     try:
-        return new_allocator(parse_machine(spec), design=design, kernel=kernel)
-    except (ImportError, DesignError, NotImplementedError, AttributeError) as e:
-        if design == "linked":
-            raise
-        pytest.skip(f"design {design!r} not available: {e}")
+        return new_allocator(parse_machine(spec), design, kernel=kernel, design_options=opts)
+    except DesignError as e:
+        pytest.skip(f"design {design!r} {opts} does not run on {spec}: {e}")
+
+
+def check(a: PageAllocator, opts: dict | None = None) -> None:
+    """The checker, accepting what the variant is built to show."""
+    rep = a.check(raise_on_error=False)
+    allowed = expected(a.design.name, opts or {})
+    bad = {k: v for k, v in rep.counts.items() if k not in allowed}
+    assert not bad, rep.summary()
 
 
 class Live:
@@ -125,12 +135,13 @@ def movable_zone(a: PageAllocator):
 # ---------------------------------------------------------------------------------------
 # the stateful random test
 # ---------------------------------------------------------------------------------------
-def _random_run(spec: str, design: str, steps: int, seed: int, kernel: str = "6.19") -> dict:
-    a = make(spec, design, kernel)
+def _random_run(spec: str, design: str, steps: int, seed: int, kernel: str = "6.19",
+                opts: dict | None = None) -> dict:
+    a = make(spec, design, kernel, opts)
     rng = random.Random(seed)
     live = Live(a)
     ops = MmOps(a)
-    a.check()
+    check(a, opts)
     install_direct_compaction(a)
     contig: list[int] = []
     next_contig = 10_000
@@ -182,17 +193,17 @@ def _random_run(spec: str, design: str, steps: int, seed: int, kernel: str = "6.
                     assert res.failed_pfn >= 0 and res.blocker_kind
         elif live.blocks:
             live.free_random(rng)
-        a.check()
+        check(a, opts)
         live.verify()
     for b in offline_blocks:
         assert ops.handle_online(Online(block=b)).ok
-    a.check()
+    check(a, opts)
     for h in contig:
         ops.handle_contig_free(ContigFree(h))
     for h in list(live.blocks):
         live.free(h)
     a.drain_all_pages()
-    a.check()
+    check(a, opts)
     # everything returned: free pages (plus the design's own metadata) equal managed pages
     tot = a.totals()
     for z in a.zones:
@@ -201,10 +212,10 @@ def _random_run(spec: str, design: str, steps: int, seed: int, kernel: str = "6.
     return ops.metrics()
 
 
-@pytest.mark.parametrize("design", DESIGNS)
+@pytest.mark.parametrize("design,opts", VARIANTS)
 @pytest.mark.parametrize("spec", [MOVABLE_SPEC, CMA_SPEC])
-def test_random_interleaving(spec: str, design: str) -> None:
-    m = _random_run(spec, design, steps=400 if design == "linked" else 200, seed=7)
+def test_random_interleaving(spec: str, design: str, opts: dict) -> None:
+    m = _random_run(spec, design, steps=400 if design == "linked" else 200, seed=7, opts=opts)
     assert m["pages_migrated"] >= 0
     assert set(m) >= {"contig_attempted", "cma_attempted", "offline_attempted", "online_attempted",
                       "pages_migrated", "compaction", "blockers_by_kind"}
@@ -235,9 +246,9 @@ def _fill(live: Live, rng: random.Random, n: int, gfp_choices: list[int], orders
                 used += 1 << o
 
 
-@pytest.mark.parametrize("design", DESIGNS)
-def test_cma_usable_for_movable_and_fully_reclaimable(design: str) -> None:
-    a = make(CMA_SPEC, design)
+@pytest.mark.parametrize("design,opts", RULE_KEEPING)
+def test_cma_usable_for_movable_and_fully_reclaimable(design: str, opts: dict) -> None:
+    a = make(CMA_SPEC, design, opts=opts)
     live = Live(a)
     rng = random.Random(3)
     _fill(live, rng, 60_000, [GFP_MOVABLE] * 4 + [G.GFP_KERNEL], [0] * 8 + [1, 2, 3, 9], cap=0.8)
@@ -420,9 +431,9 @@ def test_alloc_contig_range_reports_first_blocker() -> None:
 # ---------------------------------------------------------------------------------------
 # offline / online
 # ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("design", DESIGNS)
-def test_offline_movable_block_then_online(design: str) -> None:
-    a = make(MOVABLE_SPEC, design)
+@pytest.mark.parametrize("design,opts", RULE_KEEPING)
+def test_offline_movable_block_then_online(design: str, opts: dict) -> None:
+    a = make(MOVABLE_SPEC, design, opts=opts)
     live = Live(a)
     rng = random.Random(2)
     _fill(live, rng, 6000, [GFP_MOVABLE], [0] * 6 + [1, 3, 9])

@@ -119,6 +119,13 @@ class Design:
     #: design option sets the test suites run (stateful, mm ops, differential); the
     #: first is the default
     variants: tuple[dict[str, Any], ...] = ({},)
+    #: options that inject allocation failures (fault injection): under them the test
+    #: suites do not expect contiguous allocation or offlining to succeed
+    fault_options: frozenset[str] = frozenset()
+    #: options under which the design places every block where ``linked`` would (its
+    #: metadata kept off the modelled memory); the differential tests compare the two.
+    #: None: the design's placement is its own
+    linked_equivalent_options: dict[str, Any] | None = None
     #: True when relocate_meta() can move some allocator metadata pages (migration then
     #: asks the design instead of refusing every metadata page)
     relocates_meta = False

@@ -115,6 +115,8 @@ class BuddyDescDesign(DescriptorMixin, Design):
     name = "buddy-desc"
     struct_page_bytes = 8
     uses_descriptors = True
+    fault_options = frozenset({"desc_fail_rate"})
+    linked_equivalent_options = {"offbook": True}
     variants = ({}, {"desc_fail_rate": 0.05})
 
     def __init__(self, alloc: Any, **options: Any) -> None:
@@ -430,10 +432,15 @@ class BuddyDescDesign(DescriptorMixin, Design):
         for lid in range(self.nlists):
             zid, order, mt = split_list_id(lid)
             n = b[lid * BW + BF_NEXT]
+            prev = lid
             while n != lid:
                 rb = n * BW
                 pfn = b[rb + BF_PAGE]
                 in_use += 1
+                if b[rb + BF_PREV] != prev:  # CONFIG_DEBUG_LIST
+                    report.add("list_links", f"struct buddy {self.rowptr[n]:#x}: prev {b[rb + BF_PREV]} is not "
+                               f"the entry before it ({prev})")
+                prev = n
                 if (b[rb + BF_ORDER] != order or b[rb + BF_FLAGS] != self.lid_flags[lid]
                         or self.m[pfn] != self.rowptr[n] | MEMDESC_BUDDY or a.zid_of_pfn[pfn] != zid):
                     report.add("struct_buddy", f"struct buddy {self.rowptr[n]:#x} on list (zone {zid}, order "

@@ -59,6 +59,8 @@ class EmbeddedDesign(DescriptorMixin, Design):
     struct_page_bytes = 16
     unlinked_words = {F_NEXT: 0, F_PREV: 0}
     uses_descriptors = True
+    fault_options = frozenset({"desc_fail_rate"})
+    linked_equivalent_options = {"offbook": True}
 
     def __init__(self, alloc: Any, **options: Any) -> None:
         super().__init__(alloc, **options)
@@ -187,7 +189,7 @@ class EmbeddedDesign(DescriptorMixin, Design):
             back = self.mm.np[nxt * W + F_PREV] >> np.uint64(SHIFT)
             bad = np.nonzero(back != heads.astype(np.uint64))[0]
             for i in bad[:5]:
-                report.add("embedded_links", f"free head {heads[i]:#x}: next {nxt[i]:#x} does not point back")
+                report.add("list_links", f"free head {heads[i]:#x}: next {nxt[i]:#x} does not point back")
             orders = (w1[heads] & np.uint64(TAG_MASK)).astype(np.int64)
             sizes = np.left_shift(1, orders)
             total = int(sizes.sum())

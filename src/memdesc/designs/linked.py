@@ -51,6 +51,7 @@ def zoneid_layout(word_bits: int) -> tuple[int, int]:
 class LinkedDesign(Design):
     name = "linked"
     struct_page_bytes = 64
+    linked_equivalent_options: dict[str, Any] = {}
     unlinked_words = {F_NEXT: LIST_POISON, F_PREV: LIST_POISON, F_PRIVATE: 0, F_TYPE: PAGE_TYPE_NONE}
 
     def init_memmap(self) -> None:
@@ -172,6 +173,17 @@ class LinkedDesign(Design):
         return {"memmap_bytes": self.memmap_bytes(), "memmap_bytes_stored": self.mm.nbytes_stored}
 
     def check(self, report: Any, state: Any) -> None:
+        # CONFIG_DEBUG_LIST: every listed head's neighbours point back at it
+        if len(state.H):
+            H = state.H
+            buf = self.mm.np
+            nxt = buf[H * W + F_NEXT].astype(np.int64)
+            prv = buf[H * W + F_PREV].astype(np.int64)
+            bad = np.nonzero((buf[prv * W + F_NEXT] != H.astype(np.uint64))
+                             | (buf[nxt * W + F_PREV] != H.astype(np.uint64)))[0]
+            for i in bad[:5]:
+                report.add("list_links", f"free head {H[i]:#x}: prev {prv[i]:#x} / next {nxt[i]:#x} do not point back")
+            report.more("list_links", len(bad) - 5)
         # page_zone_id() of every present pfn matches the zone that spans it
         flags = self.mm.field(F_FLAGS)
         for z in self.alloc.zones:

@@ -93,6 +93,8 @@ class RadixDequeDesign(Design):
     name = "radix-deque"
     struct_page_bytes = 16
     uses_descriptors = True
+    fault_options = frozenset({"desc_fail_rate", "meta_fail_rate"})
+    linked_equivalent_options = {"offbook": True}
     variants = ({}, {"words": 1}, {"policy": "borrow"}, {"policy": "defer", "meta_fail_rate": 0.2},
                 {"policy": "movable-nodes"}, {"policy": "self"})
 

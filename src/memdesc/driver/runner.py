@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memdesc import __version__
+from memdesc.driver.mmops import MmOps
 from memdesc.mm.debug_vm import CheckReport, check_allocator
+from memdesc.mm.internal import BadCall, MemdescError
 from memdesc.mm.mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
-from memdesc.mm.page_alloc import BadCall, MemdescError, PageAllocator
+from memdesc.mm.page_alloc import PageAllocator
+from memdesc.mm.vmstat import fragmentation_summary
 from memdesc.workloads.events import Alloc, Compact, ContigAlloc, ContigFree, Free, Mark, Offline, Online
 
 GC_THRESHOLD0 = 50_000  # cyclic GC generation-0 threshold while Runner.run() replays
@@ -79,14 +82,13 @@ class Runner:
 
     def _get_mmops(self) -> Any:
         if self.mmops is None:
-            from memdesc.driver.mmops import MmOps  # the mm-operations layer (migration, CMA, offline)
             self.mmops = MmOps(self.alloc)
         return self.mmops
 
     def _bad(self, ev: Any, kind: str, msg: str) -> None:
         self.result.bad_events[kind] += 1
         if not self.lenient:
-            where = f"{ev.src}: " if getattr(ev, "src", None) else ""
+            where = f"{ev.src}: " if ev.src else ""
             raise RunError(f"{where}{msg}")
 
     def check(self) -> CheckReport:
@@ -241,17 +243,18 @@ class Runner:
             if self.on_mark is not None:
                 self.on_mark(self, ev)
             return
-        try:
-            ops = self._get_mmops()
-        except ImportError:
+        handler = _MMOPS_HANDLERS.get(t)
+        if handler is None:
             self.result.unsupported_events[t.__name__] += 1
             return
-        handler = {ContigAlloc: "handle_contig_alloc", ContigFree: "handle_contig_free",
-                   Offline: "handle_offline", Online: "handle_online", Compact: "handle_compact"}.get(t)
-        if handler is None or not hasattr(ops, handler):
-            self.result.unsupported_events[t.__name__] += 1
-            return
-        getattr(ops, handler)(ev)
+        handler(self._get_mmops(), ev)
+
+
+#: the MmOps handler of each mm-operation event type
+_MMOPS_HANDLERS: dict[type, Callable[[MmOps, Any], Any]] = {
+    ContigAlloc: MmOps.handle_contig_alloc, ContigFree: MmOps.handle_contig_free, Offline: MmOps.handle_offline,
+    Online: MmOps.handle_online, Compact: MmOps.handle_compact,
+}
 
 
 def run_summary(runner: Runner, config: dict[str, Any]) -> dict[str, Any]:
@@ -312,11 +315,7 @@ def run_summary(runner: Runner, config: dict[str, Any]) -> dict[str, Any]:
         "ops_per_s": res.ops / res.elapsed if res.elapsed else 0.0,
         "samples": res.samples,
     }
-    if runner.mmops is not None and hasattr(runner.mmops, "metrics"):
+    if runner.mmops is not None:
         out["mm_ops"] = runner.mmops.metrics()
-    try:
-        from memdesc.mm.vmstat import fragmentation_summary
-        out["fragmentation"] = fragmentation_summary(a)
-    except ImportError:
-        pass
+    out["fragmentation"] = fragmentation_summary(a)
     return out

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from memdesc.mm import gfp as G
-from memdesc.mm.internal import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, AS_PINNED, Op
+from memdesc.mm.internal import AS_META, AS_MOVABLE, AS_ORDER_MASK, AS_PCP, AS_PINNED, FPI_NONE, Op
 from memdesc.mm.mmzone import ZoneType
 
 if TYPE_CHECKING:
@@ -132,6 +132,11 @@ def _migrate_block(alloc: PageAllocator, pfn: int, target_pfn: int, gfp: int | N
             stats.refused[kind] = stats.refused.get(kind, 0) + 1
             stats.pgmigrate_fail += 1 << order
             return MigrateResult(False, pfn, -1, order, REASON_METADATA, kind)
+        if target_pfn >= 0 and target_taken:
+            # the design allocated its own page for the metadata it moved (a movable_ops
+            # page would take compaction's target): the unused target goes back to buddy
+            alloc.free_one_page(alloc.zone_of(target_pfn), target_pfn, order,
+                                alloc.get_pageblock_migratetype(target_pfn), FPI_NONE)
         stats.meta_relocated += 1
         stats.pgmigrate_success += 1 << order
         return MigrateResult(True, pfn, new, order)

@@ -14,6 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from memdesc.workloads.replay import ReplayStats, trace_events
+from memdesc.workloads.spec import load_workload_spec, spec_events
+from memdesc.workloads.synthetic import synthetic_events
+
 DEFAULT_TRACE_DIR = "default-trace"
 
 
@@ -43,16 +47,13 @@ def open_workload(spec: str, total_pages: int, ops: int, seed: int, kernel: str 
         d = bundled_trace_dir()
         spec = str(next(iter(sorted(d.glob("trace.txt*")))))
     if spec.startswith("synthetic:"):
-        from memdesc.workloads.synthetic import synthetic_events
         name = spec.split(":", 1)[1]
         return Workload(synthetic_events(name, ops, seed, total_pages, {"kernel": kernel}), "synthetic", name,
                         {"ops": ops, "seed": seed})
     if spec.endswith(".toml"):
-        from memdesc.workloads.spec import load_workload_spec, spec_events
         ws = load_workload_spec(spec)
         return Workload(spec_events(ws, total_pages, ops_override=ops or None, seed_override=seed),
                         "spec", spec, {"seed": seed})
-    from memdesc.workloads.replay import ReplayStats, trace_events
     stats = ReplayStats()
     ev = trace_events(spec, kernel=kernel, config_cma=config_cma, lenient=lenient, stats=stats)
     return Workload(ev, "trace", spec, {"kernel": kernel}, stats)
