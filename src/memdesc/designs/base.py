@@ -336,13 +336,23 @@ def hooks() -> list[tuple[str, Callable[..., Any]]]:
     return out
 
 
+def _first_paragraph(doc: str | None) -> str:
+    para = (doc or "").strip().split("\n\n")[0]
+    return " ".join(para.split()).replace("``", "`").replace("|", "/")
+
+
 def hook_table() -> str:
-    """The Markdown table of hooks in docs/designs.md (tests/test_design_contract.py
-    fails when the document and this file disagree)."""
+    """The Markdown table of hooks in docs/designs.md (tests/test_architecture.py fails
+    when the document and this file disagree)."""
     rows = ["| hook | required | called by | what |", "|---|---|---|---|"]
     for name, fn in hooks():
-        doc = " ".join((fn.__doc__ or "").split())
-        first = doc.split(". ")[0].rstrip(".") + "." if doc else ""
         rows.append(f"| `{name}` | {'yes' if name in REQUIRED_HOOKS else 'no'} | {HOOK_CALLERS.get(name, '?')} "
-                    f"| {first.replace('|', '/')} |")
+                    f"| {_first_paragraph(fn.__doc__)} |")
+    return "\n".join(rows)
+
+
+def services_table() -> str:
+    """The Markdown table of CORE_SERVICES in docs/designs.md."""
+    rows = ["| `self.alloc.` | what |", "|---|---|"]
+    rows += [f"| `{name}` | {what.replace('|', '/')} |" for name, what in CORE_SERVICES.items()]
     return "\n".join(rows)

@@ -16,8 +16,16 @@ type. The two modelled kernels do this differently:
 
 Each class provides ``_rmqueue(zone, order, migratetype, alloc_flags, mode)`` returning
 ``(pfn, migratetype of the list the block came from, mode)``; PageAllocator is built with
-one of them (memdesc.mm.page_alloc). The upstream commits behind each difference are in
-docs/model.md ("6.1 and 6.19").
+one of them (memdesc.mm.page_alloc).
+
+Upstream commits between the two (docs/model.md has the full list and the evidence):
+e0932b6c1f94 "mm: page_alloc: consolidate free page accounting", c0cd6f557b90 .. fd919a85cd55
+(Johannes Weiner's "freelist migratetype hygiene" series, 6.10: prep_move_freepages_block
+counting before the move, move_freepages_block accounting), 90abee6d7895 "mm: page_alloc:
+speed up fallbacks in rmqueue_bulk()" (6.15: __rmqueue_claim / __rmqueue_steal and
+enum rmqueue_mode), c2f6ea38fc1b "don't steal single pages from biggest buddy",
+a4138a2702a4 "group fallback functions together", e47f1f56dd82 "clarify terminology in
+migratetype fallback code" (steal_suitable_fallback -> try_to_claim_block).
 """
 
 from __future__ import annotations
@@ -277,8 +285,8 @@ class Fallback619(Fallback):
         return -1, -1, mode
 
     def _rmqueue_claim(self: PageAllocator, z: Zone, order: int, start_mt: int, alloc_flags: int) -> int:
-        """__rmqueue_claim(): claim a whole pageblock of a fallback type and take the
-        block from the requested type's (now replenished) list."""
+        """__rmqueue_claim() (90abee6d7895): claim a whole pageblock of a fallback type and
+        take the block from the requested type's (now replenished) list."""
         min_order = order
         if order < self.pageblock_order and alloc_flags & ALLOC_NOFRAGMENT:
             min_order = self.pageblock_order
@@ -297,9 +305,11 @@ class Fallback619(Fallback):
 
     def try_to_claim_block(self: PageAllocator, z: Zone, pfn: int, co: int, order: int, start_mt: int,
                            block_mt: int, alloc_flags: int) -> int:
-        """try_to_claim_block(): a block >= pageblock_order changes type whole; a smaller
-        one claims its pageblock if free + compatible pages are at least half of it.
-        Returns the pfn taken from start_mt's lists, or -1."""
+        """try_to_claim_block() (6.1's steal_suitable_fallback(), renamed by e47f1f56dd82;
+        counting first with prep_move_freepages_block() since the 6.10 hygiene series): a
+        block >= pageblock_order changes type whole; a smaller one claims its pageblock if
+        free + compatible pages are at least half of it. Returns the pfn taken from
+        start_mt's lists, or -1."""
         if co >= self.pageblock_order:
             self.del_page_from_free_list(z, pfn, co)
             self.account_freepages(z, -(1 << co), block_mt)
@@ -327,8 +337,8 @@ class Fallback619(Fallback):
         return -1
 
     def _rmqueue_steal(self: PageAllocator, z: Zone, order: int, start_mt: int) -> tuple[int, int]:
-        """__rmqueue_steal(): the smallest fallback block, no ownership change; returns
-        (pfn, the fallback type it came from)."""
+        """__rmqueue_steal() (90abee6d7895, c2f6ea38fc1b): the smallest fallback block, no
+        ownership change; returns (pfn, the fallback type it came from)."""
         for co in range(order, NR_PAGE_ORDERS):
             fmt = self.find_suitable_fallback(z, co, start_mt)
             if fmt == -1:

@@ -187,7 +187,7 @@ class MmInit:
         """setup_zone_pageset(): one struct per_cpu_pages per zone and CPU; the lists'
         storage comes from the design. NR_PCP_LISTS: one list per pcp migratetype and
         order up to PAGE_ALLOC_COSTLY_ORDER, plus the THP list(s): one in 6.1, two in
-        6.19 (movable and the rest, NR_PCP_THP)."""
+        6.19 (movable and the rest, NR_PCP_THP: bf14ed81f571, 6.10)."""
         nr_lists = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1) + (1 if self.k61 else 2)
         self.nr_pcp_lists = nr_lists
         d = self.design
@@ -198,7 +198,9 @@ class MmInit:
     # -- watermarks: __setup_per_zone_wmarks, setup_per_zone_lowmem_reserve, pcp sizes ----
     def is_highmem(self: PageAllocator, z: Zone) -> bool:
         """is_highmem() as __setup_per_zone_wmarks() uses it: HIGHMEM; ZONE_MOVABLE too
-        in 6.19, and in 6.1 when the movable zone was carved from highmem (i386)."""
+        in 6.19, and in 6.1 when the movable zone was carved from highmem (i386). The
+        6.19 change is liuq's "mm/page_alloc: fix min_free_kbytes calculation regarding
+        ZONE_MOVABLE" (commit id not verified, docs/model.md)."""
         if z.ztype == ZoneType.HIGHMEM:
             return True
         if z.ztype == ZoneType.MOVABLE:

@@ -271,7 +271,13 @@ class PageAllocator(MmInit):
         return ac
 
     def prepare_alloc_pages(self, gfp: int) -> AllocContext:
-        """prepare_alloc_pages() + gfp_to_alloc_flags() + __gfp_pfmemalloc_flags()."""
+        """prepare_alloc_pages() + gfp_to_alloc_flags() + __gfp_pfmemalloc_flags().
+
+        6.1 -> 6.19: ALLOC_HARDER (from __GFP_ATOMIC) became ALLOC_NON_BLOCK,
+        ALLOC_MIN_RESERVE and ALLOC_HIGHATOMIC (Mel Gorman, 6.3: 524c48072e56,
+        eb2e2b425c69, ab3508854353, 1ebbb21811b7; 2973d8229b78 "mm: discard
+        __GFP_ATOMIC"); f945116e4e19 (6.6) removed 6.1's pcp bypass for MOVABLE
+        requests without ALLOC_CMA (``pcp_skip``)."""
         hz = G.gfp_zone(gfp)
         types = self.machine.kernel_zone_types
         if hz == ZoneType.HIGHMEM and ZoneType.HIGHMEM not in types:
@@ -512,7 +518,8 @@ class PageAllocator(MmInit):
 
     def _zone_watermark_unusable_free(self, z: Zone, order: int, alloc_flags: int) -> int:
         """__zone_watermark_unusable_free(): 6.1 keeps the whole reserved highatomic
-        pageblocks out, 6.19 only their free pages (nr_free_highatomic)."""
+        pageblocks out, 6.19 only their free pages (nr_free_highatomic, c928807f6f6b
+        "mm/page_alloc: keep track of free highatomic", 6.12)."""
         unusable = (1 << order) - 1
         if self.k61:
             if not alloc_flags & (ALLOC_HARDER | ALLOC_OOM):
@@ -586,7 +593,8 @@ class PageAllocator(MmInit):
 
     # -- pcp lists ---------------------------------------------------------------------
     def order_to_pindex(self, order: int, mt: int) -> int:
-        """order_to_pindex(): 6.1 has one THP list, 6.19 two (movable and the rest)."""
+        """order_to_pindex(): 6.1 has one THP list, 6.19 two (movable and the rest,
+        bf14ed81f571 "Separate THP PCP into movable and non-movable categories", 6.10)."""
         if order > PAGE_ALLOC_COSTLY_ORDER:
             base = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
             return base if self.k61 else base + (mt == MIGRATE_MOVABLE)
@@ -698,7 +706,8 @@ class PageAllocator(MmInit):
     def rmqueue_buddy(self, z: Zone, order: int, alloc_flags: int, mt: int) -> int:
         """rmqueue_buddy(): straight from the free lists under zone->lock; high-order
         atomic requests try the highatomic reserve first (and, in 6.19, order-0
-        ALLOC_OOM / ALLOC_NON_BLOCK requests after everything else failed)."""
+        ALLOC_OOM / ALLOC_NON_BLOCK requests after everything else failed: 281dd25c1a01
+        "mm/page_alloc: let GFP_ATOMIC order-0 allocs access highatomic reserves")."""
         hooks = self._op_hooks
         if hooks:
             self.design.op_begin(Op.ALLOC_BUDDY, True, self.in_free_path > 0)
@@ -808,7 +817,9 @@ class PageAllocator(MmInit):
     def reserve_highatomic_pageblock(self, pfn: int, z: Zone, order: int) -> None:
         """reserve_highatomic_pageblock(): up to ~1 % of the zone for high-order atomic
         allocations (6.1: managed/100 + a pageblock; 6.19: rounded up to pageblocks,
-        none below one pageblock, never for blocks above pageblock_order)."""
+        none below one pageblock: d68e39fc45f7, 9cd20f3fe045). The model refuses blocks
+        above pageblock_order in 6.19; 7cc5a5d65011 reserves every pageblock such a block
+        covers (docs/model.md lists this as a known difference)."""
         if self.k61:
             max_managed = z.managed // 100 + self.pageblock_nr_pages
         else:
@@ -1012,7 +1023,8 @@ class PageAllocator(MmInit):
             self._free_one_page(pfn, z, order, mt, fpi)
 
     def split_large_buddy(self, z: Zone, pfn: int, order: int, fpi: int) -> None:
-        """split_large_buddy() (6.19): each pageblock-sized piece with its own type.
+        """split_large_buddy() (6.19; fd919a85cd55, 6.10): each pageblock-sized piece
+        with its own type.
         In 6.1 it is only reached at boot (free_pages_memory()), where a chunk whose
         pageblocks have one type is freed whole."""
         if order <= self.pageblock_order:
@@ -1032,7 +1044,8 @@ class PageAllocator(MmInit):
     def _free_one_page(self, pfn: int, z: Zone, order: int, mt: int, fpi: int) -> None:
         """__free_one_page(): merge with free buddies up to MAX_PAGE_ORDER. Across
         pageblocks only mergeable types merge; 6.19 then gives the buddy's pageblock(s)
-        the freeing type."""
+        the freeing type (e6cf9e1c4cde "mm: page_alloc: fix up block types when merging
+        compatible blocks", 6.10)."""
         d = self.design
         page_is_buddy = d.page_is_buddy
         nr_free = z.nr_free
