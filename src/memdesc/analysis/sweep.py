@@ -45,6 +45,7 @@ from memdesc.analysis.compare import (
     run_job,
     short_spec,
 )
+from memdesc.fileio import atomic_write
 
 SWEEP_KEYS = {"designs", "machines", "workloads", "seeds", "ops", "kernel", "sample_every", "check_every",
               "mm_probe", "timeout", "lenient", "compaction", "pcp", "title"}
@@ -125,7 +126,6 @@ def run_sweep(cfg: dict[str, Any], out: Path, *, scheduler: str | None = None, n
               on_cell: Callable[[dict[str, Any], int, int], None] | None = None) -> SweepResult:
     """Run the missing cells of the sweep into ``out/cells``; return every finished cell.
     ``limit`` stops after that many new cells (what an interruption looks like)."""
-    from memdesc.report.html import atomic_write
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     jobs = cell_jobs(cfg)
@@ -243,7 +243,6 @@ def write_sweep_report(cfg: dict[str, Any], res: SweepResult, out: Path, command
     import io
 
     from memdesc import __version__
-    from memdesc.report.html import atomic_write
     rows = summary_rows(res.cells)
     files = [out / "sweep.json", out / "summary.csv", out / "report.md", out / "report.html"]
     atomic_write(files[0], json.dumps({"memdesc_version": __version__, "sweep": cfg, "command": command,

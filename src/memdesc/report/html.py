@@ -12,27 +12,16 @@ import base64
 import csv
 import html
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from memdesc.analysis.compare import FRAG_ORDER, fmt_bytes, key_metrics, not_run, table_rows, who_wins
+from memdesc.fileio import atomic_write
 from memdesc.mm.mmzone import NR_PAGE_ORDERS
 
 COMPONENT_ORDER = ("memmap", "folio descriptors", "anon_folio descriptors", "slab descriptors",
                    "ptdesc descriptors", "struct buddy", "radix nodes", "other")
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file and os.replace (readers never see a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
 
 
 # --- CSV ------------------------------------------------------------------------------------
@@ -426,5 +415,5 @@ def write_findings(path: Path, sections: Sequence[tuple[str, dict[str, Any]]], c
     atomic_write(path, "\n".join(parts))
 
 
-__all__ = ["write_report", "write_findings", "write_csv", "make_plots", "atomic_write", "markdown_report",
+__all__ = ["write_report", "write_findings", "write_csv", "make_plots", "markdown_report",
            "html_report", "md_table"]
