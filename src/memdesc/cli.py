@@ -142,7 +142,8 @@ def stats_dict(stats: Any) -> dict[str, Any]:
 
 
 def cmd_trace_stats(args: argparse.Namespace) -> int:
-    from memdesc.workloads.replay import render_trace_stats, trace_stats
+    from memdesc.report.text import render_trace_stats
+    from memdesc.workloads.replay import trace_stats
     st = trace_stats(args.file, kernel=args.kernel, lenient=args.lenient)
     sys.stdout.write(render_trace_stats(st))
     if args.json:

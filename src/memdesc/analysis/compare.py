@@ -442,114 +442,8 @@ def fmt_bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
-def _rate(ok: int | None, att: int | None) -> str:
-    if not att:
-        return "-"
-    return f"{ok:,}/{att:,} ({100 * ok / att:.1f} %)"
-
-
-def sparkline(values: Sequence[float], width: int = 24, lo: float | None = None, hi: float | None = None) -> str:
-    """Text sparkline (resampled to ``width`` characters)."""
-    if not values:
-        return ""
-    bars = "▁▂▃▄▅▆▇█"
-    if len(values) > width:
-        step = len(values) / width
-        values = [values[int(i * step)] for i in range(width)]
-    lo = min(values) if lo is None else lo
-    hi = max(values) if hi is None else hi
-    span = hi - lo or 1.0
-    return "".join(bars[min(7, max(0, int((v - lo) / span * 7.999)))] for v in values)
-
-
-def table_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """(column labels, [(row name, cells)]) of the side-by-side comparison, plain text."""
-    ok = [r for r in results if "metadata" in r]
-    km = [key_metrics(r) for r in ok]
-    cols = [k["label"] + ("" if k["status"] == "ok" else f" [{k['status']}]") for k in km]
-    rows: list[tuple[str, list[str]]] = []
-
-    def row(name: str, fn: Callable[[dict[str, Any]], str]) -> None:
-        rows.append((name, [fn(k) for k in km]))
-
-    row("struct page", lambda k: f"{k['struct_page_bytes']} B")
-    row("memmap", lambda k: fmt_bytes(k["memmap_bytes"]))
-    row("dynamic metadata live (peak)",
-        lambda k: f"{fmt_bytes(k['dynamic_bytes'])} ({fmt_bytes(k['dynamic_bytes_peak'])})")
-    kinds: list[str] = []
-    for k in km:
-        for c in list(k["components"]) + list(k["components_peak"]):
-            if c not in kinds:
-                kinds.append(c)
-    for c in kinds:
-        row(f"  {c} live (peak)", lambda k, c=c: (
-            f"{fmt_bytes(k['components'].get(c, 0))} ({fmt_bytes(k['components_peak'].get(c, 0))})"
-            if c in k["components"] or c in k["components_peak"] else "-"))
-    if any(k["reserve_pages"] for k in km):
-        row("  radix node reserve pages", lambda k: "-" if k["reserve_pages"] is None else str(k["reserve_pages"]))
-    row("total metadata", lambda k: fmt_bytes(k["total_metadata_bytes"]))
-    row("metadata per GiB of RAM", lambda k: fmt_bytes(k["metadata_bytes_per_gib"]))
-    row("metadata % of RAM (peak)",
-        lambda k: f"{k['metadata_pct_of_ram']:.3f} % ({k['peak_metadata_pct_of_ram']:.3f} %)")
-    row("allocation failures", lambda k: f"{k['alloc_failures']:,}")
-    causes = sorted({c for k in km for c in k["alloc_failures_by_cause"]})
-    for c in causes:
-        row(f"  failures: {c}", lambda k, c=c: f"{k['alloc_failures_by_cause'].get(c, 0):,}")
-    row(f"order >= {HIGH_ORDER} success", lambda k: _rate(k["high_order_succeeded"], k["high_order_attempts"]))
-    row(f"order {FRAG_ORDER} success", lambda k: _rate(k["order9_succeeded"], k["order9_attempts"]))
-    if any(k["cma_attempted"] for k in km):
-        row("cma_alloc success", lambda k: _rate(k["cma_succeeded"], k["cma_attempted"]))
-    if any(k["cma_all_ok"] is not None for k in km):
-        row("cma_alloc of whole CMA area", lambda k: "-" if k["cma_all_ok"] is None else
-            ("ok" if k["cma_all_ok"] else "FAILED"))
-    if any(k["offline_attempted"] for k in km):
-        row("offline success (blocks)", lambda k: _rate(k["offline_succeeded"], k["offline_attempted"]))
-    if any(k["offline_all"] for k in km):
-        row("offline all ZONE_MOVABLE blocks", lambda k: k["offline_all"] or "-")
-    row("allocations on the free path", lambda k: f"{k['allocs_in_free_path']:,}")
-    row("unmovable meta in HighMem/Movable/CMA", lambda k: ", ".join(
-        f"{w}: {n:,}" for w, n in k["unmovable_meta"].items()) or "0")
-    row("invariant violations", lambda k: ", ".join(f"{w}: {n:,}" for w, n in k["invariant_violations"].items())
-        or "0")
-    row(f"unusable index order {FRAG_ORDER} end (max)", lambda k: (
-        f"{k[f'unusable_index_{FRAG_ORDER}']:.3f} ({k[f'unusable_index_{FRAG_ORDER}_max']:.3f})"))
-    row(f"  over time (0..1) {'':>3}", lambda k: sparkline(k["unusable_series"], 16, 0.0, 1.0))
-    row(f"extfrag index order {FRAG_ORDER} end", lambda k: f"{k[f'extfrag_index_{FRAG_ORDER}']:.3f}")
-    row("operations", lambda k: f"{k['ops']:,}")
-    row("throughput", lambda k: f"{k['ops_per_s']:,.0f} ops/s ({k['elapsed_s']:.1f} s)")
-    return cols, rows
-
-
 def not_run(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return [(r.get("label", "?"), r.get("status", "?"), r.get("reason", "")) for r in results if "metadata" not in r]
-
-
-def render_compare(results: Sequence[dict[str, Any]], title: str = "") -> Any:
-    from rich.console import Group
-    from rich.table import Table
-    cols, rows = table_rows(results)
-    t = Table(title=title or "memdesc compare", show_lines=False)
-    t.add_column("metric", no_wrap=True)
-    for c in cols:
-        t.add_column(c.replace(":", "\n:", 1), justify="right", overflow="fold")
-    for name, cells in rows:
-        t.add_row(name, *cells)
-    parts: list[Any] = [t]
-    skipped = not_run(results)
-    if skipped:
-        st = Table(title="designs not compared")
-        for c in ("design", "status", "why"):
-            st.add_column(c)
-        for lab, status, why in skipped:
-            st.add_row(lab, status, why)
-        parts.append(st)
-    for r in results:
-        if r.get("status") == "timeout":
-            parts.append(f"[yellow]{r['label']}: {r['reason']} (numbers are for the part that ran)[/yellow]")
-    wins = who_wins(results)
-    if wins:
-        parts.append("\n".join(["[bold]summary[/bold]"] + [f"• {w}" for w in wins]))
-    return Group(*parts)
 
 
 def who_wins(results: Sequence[dict[str, Any]]) -> list[str]:
@@ -733,6 +627,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     from memdesc import __version__
     from memdesc.cli import _console
+    from memdesc.report.text import render_compare
     con = _console()
     jobs = jobs_from_args(args)
     if not jobs:
@@ -796,6 +691,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
     from memdesc import __version__
     from memdesc.cli import _console
     from memdesc.report.html import write_findings, write_report
+    from memdesc.report.text import render_compare
     con = _console()
     variants = parse_designs(args.designs or FINDINGS_DESIGNS)
     sections = []
@@ -836,5 +732,5 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
 
 __all__ = ["Variant", "parse_variant", "parse_designs", "make_jobs", "run_job", "run_jobs", "key_metrics",
-           "render_compare", "who_wins", "strip_volatile", "add_parser", "table_rows", "fmt_bytes"]
+           "who_wins", "strip_volatile", "add_parser", "fmt_bytes", "not_run"]
 

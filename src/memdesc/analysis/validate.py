@@ -1004,72 +1004,6 @@ def validate(
 # ------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------
-def render(result: Mapping[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    cfg = result["config"]
-    con.print(
-        f"[bold]memdesc validate[/bold] {cfg['trace_dir']}  design={cfg['design']} kernel={cfg['kernel']} "
-        f"pfn_exact={cfg['pfn_exact']} start={cfg['start']}  ({result['elapsed_s']:.0f} s)"
-    )
-    for which in ("start", "end"):
-        cmp_ = result.get(which)
-        if not cmp_:
-            continue
-        t = Table(title=f"{which} snapshot (trace line {cmp_['trace_line']})")
-        for col in (
-            "zone",
-            "model free",
-            "kernel free",
-            "diff",
-            "explained",
-            "unexplained",
-            "% managed",
-            "order L1",
-            "mt L1",
-            "pageblocks L1",
-        ):
-            t.add_column(col, justify="right")
-        for key, z in cmp_["zones"].items():
-            fa = z["free"]
-            t.add_row(
-                key,
-                str(fa["model_free"]),
-                str(fa["kernel_free"]),
-                str(fa["diff"]),
-                str(fa["explained"]),
-                str(fa["unexplained"]),
-                f"{fa['unexplained_pct']:.2f}",
-                f"{z['order_l1']:.3f}",
-                f"{z['mt_order_l1']:.3f}",
-                f"{z['pageblocks']['l1']:.3f}",
-            )
-        con.print(t)
-        for key, z in cmp_["zones"].items():
-            terms = ", ".join(f"{k}={v}" for k, v in z["free"]["terms"].items() if v)
-            con.print(f"  {key} terms: {terms or '-'}")
-        fb = cmp_["fallback"]
-        con.print(
-            f"  fallbacks (window): model {fb['model']} vs trace {fb['kernel']} (x{fb['ratio']:.2f}); "
-            f"change_ownership model {fb['model_change_ownership']} vs trace {fb['kernel_change_ownership']}"
-        )
-    t = Table(title=f"verdicts ({result['verdict_on']} snapshot)")
-    for col in ("metric", "value", "tolerance", "unit", "worst zone", "verdict"):
-        t.add_column(col)
-    for name, vd in result["verdicts"].items():
-        t.add_row(
-            name,
-            f"{vd['value']:.3f}",
-            f"{vd['tolerance']}",
-            vd["unit"],
-            vd["zone"],
-            "[green]PASS[/green]" if vd["pass"] else "[red]FAIL[/red]",
-        )
-    con.print(t)
-    if not result["complete"]:
-        con.print("[yellow]trace incomplete (no snapshot-end marker): end comparison is not meaningful[/yellow]")
 
 
 def _json_default(o: Any) -> Any:
@@ -1104,7 +1038,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
         check_every=args.check_every,
         x86_low=args.x86_low,
     )
-    render(res)
+    from rich.console import Console
+
+    from memdesc.report.text import render_validation
+    Console().print(render_validation(res))
     if args.json:
         Path(args.json).write_text(json.dumps(_finite(res), indent=1, default=_json_default))
         print(f"wrote {args.json}", file=sys.stderr)
