@@ -662,68 +662,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the scenarios of docs/findings.md: (title, machine, workload, ops, mm_probe)
-FINDINGS_SCENARIOS = [
-    ("Bundled real trace (Debian 6.1 under qemu) on its own machine", None, "default", 0, False),
-    ("Synthetic mixed workload, x86_64 with 16 GiB", "x86_64:16G", "synthetic:mixed", 300_000, False),
-    ("ZONE_MOVABLE: movablecore=25% (tree nodes and descriptors must stay out of it)",
-     "x86_64:16G,movablecore=25%", "synthetic:mixed", 300_000, True),
-    ("CMA: a 256 MiB CMA area (only movable data may sit in it)", "x86_64:16G,cma=256M", "synthetic:mixed",
-     300_000, True),
-    ("CMA-heavy workload: periodic contiguous allocations from a 512 MiB CMA area", "x86_64:2G,cma=512M",
-     "synthetic:cma", 200_000, True),
-    ("i386 with HIGHMEM (not permanently mapped: no metadata there)", "i386:2G", "synthetic:mixed", 200_000, False),
-]
-QUICK_SCENARIOS = [
-    ("Bundled real trace, first 20k ops", None, "default", 20_000, False),
-    ("Synthetic mixed, x86_64:64M", "x86_64:64M", "synthetic:mixed", 5_000, False),
-    ("movablecore", "x86_64:128M,movablecore=50%", "synthetic:mixed", 5_000, True),
-    ("CMA", "x86_64:128M,cma=32M", "synthetic:cma", 5_000, True),
-    ("i386 HIGHMEM", "i386:1G", "synthetic:mixed", 5_000, False),
-]
-FINDINGS_DESIGNS = ("linked,embedded,buddy-desc,radix-deque,radix-deque:self,radix-deque:borrow,"
-                    "radix-deque:defer,radix-deque:movable-nodes,radix-deque:words=1")
-
-
 def cmd_findings(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from memdesc import __version__
+    from memdesc.analysis.findings import (
+        FINDINGS_DESIGNS,
+        FINDINGS_SCENARIOS,
+        QUICK_SCENARIOS,
+        load_sections,
+        run_findings,
+    )
     from memdesc.cli import _console
     from memdesc.report.html import write_findings, write_report
     from memdesc.report.text import render_compare
     con = _console()
     variants = parse_designs(args.designs or FINDINGS_DESIGNS)
-    sections = []
+    scenarios = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
     if args.from_reports:
-        import json
-        scen = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
-        dirs = sorted(Path(args.from_reports).glob("scenario*"), key=lambda p: int(p.name[8:] or 0))
-        for i, d in enumerate(dirs):
-            doc = json.loads((d / "results.json").read_text())
-            sections.append((doc.get("title") or (scen[i][0] if i < len(scen) else d.name), doc))
-        scenarios: list[Any] = []
+        sections = load_sections(Path(args.from_reports), scenarios)
     else:
-        scenarios = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
-    for title, machine, workload, ops, probe in scenarios:
-        jobs = make_jobs(variants, machine=machine, workload=workload, ops=ops, seed=1, mm_probe=probe,
-                         timeout=args.timeout, sample_every=1000)
-        t0 = time.perf_counter()
-        con.print(f"[bold]{title}[/bold]")
-        results = run_jobs(jobs, args.jobs, on_done=lambda r: con.print(
-            f"[dim]  {r['label']}: {r.get('status')} {r.get('ops', 0):,} ops in {r.get('wall_s', 0):.1f} s "
-            f"{r.get('reason', '')}[/dim]", highlight=False))
-        wall = time.perf_counter() - t0
-        meta = describe_run(results, jobs)
-        doc = {"memdesc_version": __version__, "title": title, "run": meta, "wall_s": wall, "results": results,
-               "command": "memdesc compare " + " ".join(
-                   ([f"--machine '{machine}'"] if machine else []) + [f"--workload {workload}"]
-                   + ([f"--ops {ops}"] if ops else []) + (["--mm-probe"] if probe else [])
-                   + [f"--designs {','.join(v.label for v in variants)}"])}
-        con.print(render_compare(results, f"{title} ({wall:.0f} s)"))
-        sections.append((title, doc))
-        if args.report_dir:
-            write_report(doc, Path(args.report_dir) / f"scenario{len(sections)}", title=title)
+        sections = []
+        runs = run_findings(variants, scenarios, timeout=args.timeout, n_jobs=args.jobs,
+                            on_scenario=lambda title: con.print(f"[bold]{title}[/bold]"),
+                            on_done=lambda r: con.print(
+                                f"[dim]  {r['label']}: {r.get('status')} {r.get('ops', 0):,} ops in "
+                                f"{r.get('wall_s', 0):.1f} s {r.get('reason', '')}[/dim]", highlight=False))
+        for title, doc in runs:
+            con.print(render_compare(doc["results"], f"{title} ({doc['wall_s']:.0f} s)"))
+            sections.append((title, doc))
+            if args.report_dir:
+                write_report(doc, Path(args.report_dir) / f"scenario{len(sections)}", title=title)
     cmd = "memdesc findings" + (f" --out {args.out}" if args.out != "docs/findings.md" else "") + \
         (f" --designs {args.designs}" if args.designs else "") + (" --quick" if args.quick else "")
     write_findings(Path(args.out), sections, cmd)
