@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -16,3 +18,20 @@ def atomic_write(path: Path, data: str | bytes) -> None:
     else:
         tmp.write_text(data)
     os.replace(tmp, path)
+
+
+def json_default(o: Any) -> Any:
+    """json.dumps default=: infinity as "inf", anything else as its str()."""
+    if isinstance(o, float) and math.isinf(o):
+        return "inf"
+    return str(o)
+
+def finite(o: Any) -> Any:
+    """A copy JSON can hold: non-finite floats as "inf"/"-inf", keys as strings."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return "inf" if o > 0 else "-inf"
+    if isinstance(o, dict):
+        return {str(k): finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite(v) for v in o]
+    return o

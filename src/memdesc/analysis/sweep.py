@@ -23,13 +23,11 @@ The TOML file (see examples/sweep.toml)::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
 import re
-import sys
-import time
+import tomllib
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -63,7 +61,6 @@ class SweepResult:
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
-    import tomllib
     with open(path, "rb") as f:
         data = tomllib.load(f)
     cfg = data.get("sweep", data)
@@ -202,46 +199,6 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 # --- command line ----------------------------------------------------------------------------
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="designs x machines x workloads x seeds from a TOML file",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("file", help="sweep TOML file (see examples/sweep.toml)")
-    p.add_argument("--out", "-o", default=None, metavar="DIR", help="output directory (default: sweep-<file stem>)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask distributed scheduler address (tcp://host:8786); default: local processes")
-    p.add_argument("--jobs", "-j", type=int, default=None, help="local worker processes (default min(2, cpus))")
-    p.add_argument("--retry-errors", action="store_true", help="rerun cells that finished with an error")
-    p.set_defaults(fn=cmd_sweep)
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from memdesc.cli import _console
-    from memdesc.report.html import write_sweep_report
-    from memdesc.report.text import render_sweep
-    con = _console()
-    cfg = load_sweep(args.file)
-    out = Path(args.out or f"sweep-{Path(args.file).stem}")
-    t0 = time.perf_counter()
-
-    def on_cell(r: dict[str, Any], i: int, n: int) -> None:
-        con.print(f"[dim][{i}/{n}] {r['key']}: {r.get('status')} {r.get('reason', '')}"
-                  f" ({r.get('wall_s', 0):.1f} s)[/dim]", highlight=False)
-    interrupted = False
-    try:
-        res = run_sweep(cfg, out, scheduler=args.scheduler, n_jobs=args.jobs, retry_errors=args.retry_errors,
-                        on_cell=on_cell)
-    except KeyboardInterrupt:
-        interrupted = True
-        res = run_sweep(cfg, out, limit=0)  # gather what is on disk
-    con.print(render_sweep(summary_rows(res.cells), cfg.get("title") or f"memdesc sweep {args.file}"))
-    cmd = f"memdesc sweep {args.file} --out {out}" + (f" --scheduler {args.scheduler}" if args.scheduler else "")
-    files = write_sweep_report(cfg, res, out, cmd)
-    con.print(f"{res.ran} cells run, {res.reused} reused, {res.pending} pending; "
-              f"{time.perf_counter() - t0:.1f} s. wrote {', '.join(str(f) for f in files)}")
-    if interrupted:
-        print("memdesc sweep: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    return 0
 
 
 __all__ = ["load_sweep", "cell_jobs", "cell_key", "run_sweep", "summary_rows", "SweepResult", "SUMMARY_FIELDS"]
