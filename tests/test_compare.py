@@ -13,15 +13,14 @@ from memdesc.analysis.compare import (
     make_jobs,
     parse_designs,
     parse_variant,
-    render_compare,
     run_job,
     run_jobs,
     strip_volatile,
-    table_rows,
     who_wins,
 )
 from memdesc.cli import main
 from memdesc.designs import design_names
+from memdesc.report.text import render_compare, table_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TINY = "x86_64:64M"

@@ -20,9 +20,10 @@ from hypothesis import strategies as st
 
 from memdesc.mm.gfp import parse_gfp
 from memdesc.mm.mmzone import MIGRATE_CMA, MIGRATE_ISOLATE
+from memdesc.report.text import render_trace_stats
 from memdesc.workloads import trace as trace_mod
 from memdesc.workloads.events import Alloc, Free, Mark
-from memdesc.workloads.replay import ReplayStats, render_trace_stats, trace_events, trace_stats
+from memdesc.workloads.replay import ReplayStats, trace_events, trace_stats
 from memdesc.workloads.trace import (
     ParseStats,
     TraceParseError,

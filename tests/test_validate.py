@@ -15,6 +15,7 @@ from conftest import SHARED
 
 from memdesc.analysis import validate as V
 from memdesc.driver.boot import new_allocator
+from memdesc.fileio import finite
 from memdesc.machine import machine_from_zoneinfo
 
 TRACES = SHARED / "traces"
@@ -179,7 +180,7 @@ def test_validate_calibrated_start_matches_kernel_free_pages(short_dir):
     for z in r["end"]["zones"].values():
         fa = z["free"]
         assert fa["diff"] == sum(fa["terms"].values()) + fa["unexplained"]
-    json.dumps(V._finite(r))
+    json.dumps(finite(r))
 
 
 def test_validate_boot_start_leaves_pretrace_memory_free(short_dir):

@@ -3,16 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import shlex
 import sys
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
 from memdesc import __version__
+from memdesc.analysis import compare as compare_mod
+from memdesc.analysis import sweep as sweep_mod
+from memdesc.analysis.compare import default_jobs_n, describe_run, fmt_bytes, make_jobs, parse_designs, run_jobs
+from memdesc.analysis.findings import (
+    FINDINGS_DESIGNS,
+    FINDINGS_SCENARIOS,
+    QUICK_SCENARIOS,
+    load_sections,
+    run_findings,
+)
+from memdesc.analysis.sweep import load_sweep, run_sweep, summary_rows
+from memdesc.analysis.validate import validate
 from memdesc.designs import DesignError, design_names
 from memdesc.driver.boot import new_allocator
+from memdesc.driver.runner import Runner, run_summary
+from memdesc.fileio import finite, json_default
 from memdesc.machine import MachineSpecError, format_size, parse_machine
+from memdesc.mm import vmstat
+from memdesc.mm.compaction import install_direct_compaction
 from memdesc.mm.internal import MemdescError
+from memdesc.report.html import write_findings, write_report, write_sweep_report
+from memdesc.report.text import render_compare, render_run_summary, render_sweep, render_trace_stats, render_validation
+from memdesc.workloads import default_machine_spec, open_workload
+from memdesc.workloads.replay import trace_stats
 
 MACHINE_HELP = ("machine spec: x86_64:16G[,movablecore=25%%][,cma=256M][,cpus=N], i386:4G, numa:2x8G, "
                 "zoneinfo:PATH (default: the bundled trace's machine)")
@@ -38,12 +66,10 @@ def _parse_design_opts(items: list[str]) -> dict[str, Any]:
 
 
 def _console():
-    from rich.console import Console
     return Console(width=None if sys.stdout.isatty() else 140)
 
 
 def cmd_machine(args: argparse.Namespace) -> int:
-    from rich.table import Table
     m = parse_machine(args.spec)
     a = new_allocator(m, args.design, kernel=args.kernel)
     con = _console()
@@ -66,7 +92,6 @@ def cmd_machine(args: argparse.Namespace) -> int:
 
 
 def build_allocator(args: argparse.Namespace) -> Any:
-    from memdesc.workloads import default_machine_spec
     spec = args.machine or default_machine_spec()
     m = parse_machine(spec)
     opts = _parse_design_opts(getattr(args, "design_opt", []))
@@ -78,14 +103,11 @@ def build_allocator(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from memdesc.driver.runner import Runner, run_summary
-    from memdesc.workloads import open_workload
     a = build_allocator(args)
     wl = open_workload(args.workload, a.machine.present_pages, args.ops, args.seed, kernel=args.kernel,
                        config_cma=a.machine.config_cma, lenient=args.lenient)
     if args.compaction:
         try:
-            from memdesc.mm.compaction import install_direct_compaction
             install_direct_compaction(a)
         except ImportError:
             pass
@@ -94,7 +116,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                     pfn_exact=args.pfn_exact, lenient=args.lenient)
     max_ops = args.ops if wl.kind == "trace" and args.ops else None
     if args.progress and sys.stderr.isatty():
-        from rich.progress import Progress
         with Progress(console=con, transient=True) as prog:
             task = prog.add_task(f"{args.design} on {wl.name}", total=max_ops or args.ops or None)
             runner.progress = lambda n: prog.update(task, completed=n)
@@ -117,10 +138,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary["mm_probe"] = probe
     if wl.stats is not None:
         summary["replay"] = stats_dict(wl.stats)
-    from memdesc.report.text import render_run_summary
     con.print(render_run_summary(summary))
     if args.proc:
-        from memdesc.mm import vmstat
         for name in args.proc.split(","):
             fn = getattr(vmstat, name.strip(), None)
             if fn is None:
@@ -135,14 +154,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def stats_dict(stats: Any) -> dict[str, Any]:
     """A (slots) dataclass of counters as a JSON-able dict."""
-    import dataclasses
     if dataclasses.is_dataclass(stats):
         return {f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)}
     return dict(vars(stats))
 
 
 def cmd_trace_stats(args: argparse.Namespace) -> int:
-    from memdesc.workloads.replay import render_trace_stats, trace_stats
     st = trace_stats(args.file, kernel=args.kernel, lenient=args.lenient)
     sys.stdout.write(render_trace_stats(st))
     if args.json:
@@ -202,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--json", default=None)
     q.set_defaults(fn=cmd_trace_stats)
 
-    _add_optional_commands(sub)
+    add_compare_parser(sub)
+    add_validate_parser(sub)
+    add_sweep_parser(sub)
     args = ap.parse_args(argv)
     try:
         return args.fn(args)
@@ -214,15 +233,221 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _add_optional_commands(sub: Any) -> None:
-    """Commands living in their own modules (compare, validate, sweep)."""
-    for modname in ("compare", "validate", "sweep"):
-        try:
-            mod = __import__(f"memdesc.analysis.{modname}", fromlist=["add_parser"])
-        except ImportError:
-            continue
-        if hasattr(mod, "add_parser"):
-            mod.add_parser(sub)
+def add_common_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--machine", "-m", default=None, help=MACHINE_HELP)
+    p.add_argument("--workload", "-w", default="default",
+                   help="synthetic:NAME, spec.toml, a trace file, or default (the bundled real trace)")
+    p.add_argument("--designs", "-d", default=None,
+                   help="comma-separated design[:k=v[,k=v]] or radix-deque:POLICY (default: every registered "
+                        "design with its default options)")
+    p.add_argument("--kernel", default="6.1", choices=["6.1", "6.19"])
+    p.add_argument("--ops", type=int, default=0, help="operations (synthetic; default 100000) or max ops (trace)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default min(2, cpus))")
+    p.add_argument("--check-every", type=int, default=0, metavar="N", help="invariant checker every N ops")
+    p.add_argument("--sample-every", type=int, default=1000, metavar="N", help="time-series sample every N ops")
+    p.add_argument("--mm-probe", action="store_true",
+                   help="at the end, cma_alloc every whole CMA area and offline every ZONE_MOVABLE block")
+    p.add_argument("--compaction", action="store_true", help="direct compaction on high-order failures")
+    p.add_argument("--no-pcp", action="store_true")
+    p.add_argument("--strict-input", action="store_true", help="stop on bad workload input instead of counting it")
+    p.add_argument("--timeout", type=float, default=0, metavar="S",
+                   help="per-design time budget in seconds (0: none); a design over it is reported as timeout")
+
+def add_compare_parser(sub: Any) -> None:
+    p = sub.add_parser("compare", help="run every design on the identical event stream, side by side",
+                       description=compare_mod.__doc__.split("\n\n")[0])
+    add_common_args(p)
+    p.add_argument("--out", "-o", default=None, metavar="DIR",
+                   help="write results.json, timeseries.csv, report.md, report.html and PNG plots")
+    p.add_argument("--findings", default=None, metavar="FILE", help="write a findings document (Markdown)")
+    p.add_argument("--json", default=None, metavar="FILE", help="write all results as JSON")
+    p.set_defaults(fn=cmd_compare)
+
+    q = sub.add_parser("findings", help="run the standard scenarios and write docs/findings.md")
+    q.add_argument("--out", "-o", default="docs/findings.md", metavar="FILE")
+    q.add_argument("--designs", "-d", default=None, help="variants (default: every design and radix-deque policy)")
+    q.add_argument("--jobs", "-j", type=int, default=None)
+    q.add_argument("--quick", action="store_true", help="small machines and few ops (a smoke test)")
+    q.add_argument("--timeout", type=float, default=90, metavar="S", help="per-design time budget")
+    q.add_argument("--report-dir", default=None, metavar="DIR", help="also write full reports per scenario here")
+    q.add_argument("--from-reports", default=None, metavar="DIR",
+                   help="do not run: rebuild the findings from a previous --report-dir")
+    q.set_defaults(fn=cmd_findings)
+
+def jobs_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
+    return make_jobs(parse_designs(args.designs), machine=args.machine, workload=args.workload, ops=args.ops,
+                     seed=args.seed, kernel=args.kernel, check_every=args.check_every,
+                     sample_every=args.sample_every, mm_probe=args.mm_probe, lenient=not args.strict_input,
+                     pcp=not args.no_pcp, compaction=args.compaction, timeout=args.timeout)
+
+def compare_command(args: argparse.Namespace, extra: Sequence[str] = ()) -> str:
+    """The ``memdesc compare`` command line that reproduces a comparison (from parsed args)."""
+    parts = ["memdesc", "compare"]
+    if args.machine:
+        parts += ["--machine", args.machine]
+    if args.workload != "default":
+        parts += ["--workload", args.workload]
+    if args.designs:
+        parts += ["--designs", ",".join(v.label for v in parse_designs(args.designs))]
+    for flag, val, default in (("--kernel", args.kernel, "6.1"), ("--ops", args.ops, 0), ("--seed", args.seed, 1),
+                               ("--check-every", args.check_every, 0), ("--sample-every", args.sample_every, 1000),
+                               ("--timeout", args.timeout, 0)):
+        if val != default:
+            parts += [flag, f"{val:g}" if isinstance(val, float) else str(val)]
+    for flag, on in (("--mm-probe", args.mm_probe), ("--compaction", args.compaction), ("--no-pcp", args.no_pcp),
+                     ("--strict-input", args.strict_input)):
+        if on:
+            parts.append(flag)
+    return " ".join(shlex.quote(p) for p in [*parts, *extra])
+
+def cmd_compare(args: argparse.Namespace) -> int:
+
+    con = _console()
+    jobs = jobs_from_args(args)
+    if not jobs:
+        raise SystemExit("memdesc compare: no designs")
+    t0 = time.perf_counter()
+
+    def done(r: dict[str, Any]) -> None:
+        con.print(f"[dim]{r['label']}: {r.get('status')} "
+                  f"{r.get('ops', 0):,} ops in {r.get('wall_s', 0):.1f} s {r.get('reason', '')}[/dim]",
+                  highlight=False)
+    results = run_jobs(jobs, args.jobs, on_done=done)
+    wall = time.perf_counter() - t0
+    meta = describe_run(results, jobs)
+    title = (f"memdesc {__version__} compare: {meta['machine']} "
+             f"({fmt_bytes(meta['ram_bytes'])} RAM), workload {meta['workload']}, kernel {args.kernel}, "
+             f"seed {args.seed}")
+    con.print(render_compare(results, title))
+    con.print(f"[dim]{len(jobs)} runs in {wall:.1f} s wall on {args.jobs or default_jobs_n()} worker(s)[/dim]")
+    doc = {"memdesc_version": __version__, "command": compare_command(args), "run": meta, "wall_s": wall,
+           "results": results}
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1, default=str))
+        con.print(f"wrote {args.json}")
+    if args.out:
+        files = write_report(doc, Path(args.out), title=title)
+        con.print(f"wrote {', '.join(str(f) for f in files)}")
+    if args.findings:
+        write_findings(Path(args.findings), [(title, doc)], compare_command(args, ["--findings", args.findings]))
+        con.print(f"wrote {args.findings}")
+    return 0
+
+def cmd_findings(args: argparse.Namespace) -> int:
+
+    con = _console()
+    variants = parse_designs(args.designs or FINDINGS_DESIGNS)
+    scenarios = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
+    if args.from_reports:
+        sections = load_sections(Path(args.from_reports), scenarios)
+    else:
+        sections = []
+        runs = run_findings(variants, scenarios, timeout=args.timeout, n_jobs=args.jobs,
+                            on_scenario=lambda title: con.print(f"[bold]{title}[/bold]"),
+                            on_done=lambda r: con.print(
+                                f"[dim]  {r['label']}: {r.get('status')} {r.get('ops', 0):,} ops in "
+                                f"{r.get('wall_s', 0):.1f} s {r.get('reason', '')}[/dim]", highlight=False))
+        for title, doc in runs:
+            con.print(render_compare(doc["results"], f"{title} ({doc['wall_s']:.0f} s)"))
+            sections.append((title, doc))
+            if args.report_dir:
+                write_report(doc, Path(args.report_dir) / f"scenario{len(sections)}", title=title)
+    cmd = "memdesc findings" + (f" --out {args.out}" if args.out != "docs/findings.md" else "") + \
+        (f" --designs {args.designs}" if args.designs else "") + (" --quick" if args.quick else "")
+    write_findings(Path(args.out), sections, cmd)
+    con.print(f"wrote {args.out}")
+    return 0
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    opts: dict[str, Any] = {}
+    for item in args.design_opt or []:
+        k, _, val = item.partition("=")
+        opts[k] = int(val) if val.lstrip("-").isdigit() else val
+    res = validate(
+        args.trace_dir,
+        design=args.design,
+        kernel=args.kernel,
+        pfn_exact=args.pfn_exact,
+        design_options=opts or None,
+        max_events=args.max_events or None,
+        start=args.start,
+        check_every=args.check_every,
+        x86_low=args.x86_low,
+    )
+
+    Console().print(render_validation(res))
+    if args.json:
+        Path(args.json).write_text(json.dumps(finite(res), indent=1, default=json_default))
+        print(f"wrote {args.json}", file=sys.stderr)
+    if args.strict and not all(v["pass"] for v in res["verdicts"].values()):
+        return 1
+    return 0
+
+def add_validate_parser(subparsers: Any) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "validate", help="replay a real kernel trace directory and compare with its /proc snapshots"
+    )
+    p.add_argument("trace_dir", help="directory with trace.txt.xz and *-start.txt / *-end.txt snapshots")
+    p.add_argument("--design", "-d", default="linked")
+    p.add_argument("--design-opt", action="append", default=[], metavar="K=V")
+    p.add_argument("--kernel", default="6.1", choices=["6.1", "6.19"])
+    p.add_argument("--pfn-exact", action="store_true", help="take the traced pfn when it is free in the model")
+    p.add_argument(
+        "--start",
+        default="calibrate",
+        choices=["calibrate", "boot"],
+        help="start state: calibrate placeholders to the start snapshot (default) or boot all-free",
+    )
+    p.add_argument(
+        "--no-x86-low",
+        dest="x86_low",
+        action="store_false",
+        help="keep the base model's DMA layout (holes and reservations at the top of the zone)",
+    )
+    p.add_argument("--max-events", type=int, default=0, help="stop after N replayed alloc/free events")
+    p.add_argument("--check-every", type=int, default=0, metavar="N")
+    p.add_argument("--json", default=None, metavar="FILE")
+    p.add_argument("--strict", action="store_true", help="exit 1 if a verdict fails")
+    p.set_defaults(fn=cmd_validate)
+    return p
+
+def add_sweep_parser(sub: Any) -> None:
+    p = sub.add_parser("sweep", help="designs x machines x workloads x seeds from a TOML file",
+                       description=sweep_mod.__doc__.split("\n\n")[0])
+    p.add_argument("file", help="sweep TOML file (see examples/sweep.toml)")
+    p.add_argument("--out", "-o", default=None, metavar="DIR", help="output directory (default: sweep-<file stem>)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="Dask distributed scheduler address (tcp://host:8786); default: local processes")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="local worker processes (default min(2, cpus))")
+    p.add_argument("--retry-errors", action="store_true", help="rerun cells that finished with an error")
+    p.set_defaults(fn=cmd_sweep)
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    con = _console()
+    cfg = load_sweep(args.file)
+    out = Path(args.out or f"sweep-{Path(args.file).stem}")
+    t0 = time.perf_counter()
+
+    def on_cell(r: dict[str, Any], i: int, n: int) -> None:
+        con.print(f"[dim][{i}/{n}] {r['key']}: {r.get('status')} {r.get('reason', '')}"
+                  f" ({r.get('wall_s', 0):.1f} s)[/dim]", highlight=False)
+    interrupted = False
+    try:
+        res = run_sweep(cfg, out, scheduler=args.scheduler, n_jobs=args.jobs, retry_errors=args.retry_errors,
+                        on_cell=on_cell)
+    except KeyboardInterrupt:
+        interrupted = True
+        res = run_sweep(cfg, out, limit=0)  # gather what is on disk
+    con.print(render_sweep(summary_rows(res.cells), cfg.get("title") or f"memdesc sweep {args.file}"))
+    cmd = f"memdesc sweep {args.file} --out {out}" + (f" --scheduler {args.scheduler}" if args.scheduler else "")
+    files = write_sweep_report(cfg, res, out, cmd)
+    con.print(f"{res.ran} cells run, {res.reused} reused, {res.pending} pending; "
+              f"{time.perf_counter() - t0:.1f} s. wrote {', '.join(str(f) for f in files)}")
+    if interrupted:
+        print("memdesc sweep: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ Designs that cannot run here (import error, or ``DesignError`` such as ``embedde
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import os
+import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -21,8 +23,15 @@ from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
+from memdesc.designs import DesignError, design_names, get_design
+from memdesc.driver.boot import new_allocator
 from memdesc.driver.runner import Runner, run_summary
+from memdesc.machine import parse_machine
+from memdesc.mm.compaction import install_direct_compaction
+from memdesc.mm.memory_hotplug import movable_memory_blocks
 from memdesc.mm.mmzone import NR_PAGE_ORDERS, PAGE_SHIFT
+from memdesc.mm.vmstat import fragmentation_index, unusable_free_index
+from memdesc.workloads import bundled_trace_dir, default_machine_spec, open_workload
 
 #: order used for the high-order / fragmentation headline numbers (pageblock / THP order)
 FRAG_ORDER = 9
@@ -102,7 +111,6 @@ def parse_designs(text: str | Sequence[str] | None) -> list[Variant]:
 
 
 def default_variants() -> list[Variant]:
-    from memdesc.designs import design_names
     return [Variant(n) for n in design_names()]
 
 
@@ -127,7 +135,6 @@ def fragmentation_at(per_order: Sequence[int], order: int = FRAG_ORDER) -> dict[
     """Kernel unusable-free-space index and extfrag index (both /1000) at ``order``,
     computed over the given free-block counts (``__fragmentation_index``,
     ``unusable_free_index`` of mm/vmstat.c)."""
-    from memdesc.mm.vmstat import fragmentation_index, unusable_free_index
     counts = list(per_order)
     return {f"unusable_index_{order}": unusable_free_index(counts, order) / 1000,
             f"extfrag_index_{order}": fragmentation_index(counts, order) / 1000}
@@ -160,19 +167,12 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     base = {"label": label, "design": job["design"], "design_options": job.get("options", {}),
             "machine_spec": job["machine"], "workload_spec": job["workload"], "seed": job["seed"]}
     try:
-        from memdesc.designs import DesignError, get_design
-        from memdesc.driver.boot import new_allocator
-        from memdesc.machine import parse_machine
-        from memdesc.workloads import default_machine_spec, open_workload
-    except ImportError as e:  # pragma: no cover - broken install
-        return {**base, "status": "error", "reason": f"import failed: {e}"}
-    try:
         get_design(job["design"])
         spec = job["machine"] or default_machine_spec()
         m = parse_machine(spec)
         a = new_allocator(m, job["design"], kernel=job["kernel"], pcp=job.get("pcp", True),
                           design_options=dict(job.get("options", {})))
-    except (ImportError, DesignError, TypeError, ValueError) as e:
+    except (DesignError, TypeError, ValueError) as e:
         return {**base, "status": "skipped", "reason": f"{type(e).__name__}: {e}"}
     except Exception as e:  # noqa: BLE001 - a design under construction may fail at boot
         return {**base, "status": "skipped", "reason": f"boot failed: {type(e).__name__}: {e}"}
@@ -183,11 +183,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         wl = open_workload(job["workload"], m.present_pages, ops, job["seed"], kernel=job["kernel"],
                            config_cma=m.config_cma, lenient=job.get("lenient", True))
         if job.get("compaction"):
-            try:
-                from memdesc.mm.compaction import install_direct_compaction
-                install_direct_compaction(a)
-            except (ImportError, AttributeError):
-                pass
+            install_direct_compaction(a)
         runner = CompareRunner(a, check_every=job.get("check_every", 0), sample_every=job.get("sample_every", 0),
                                lenient=job.get("lenient", True))
         timeout = job.get("timeout") or 0
@@ -244,8 +240,6 @@ class _time_budget:
         raise CompareTimeout(f"over the {self.seconds:g} s budget (stuck inside an operation)")
 
     def __enter__(self) -> _time_budget:
-        import signal
-        import threading
         if self.seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
             self.old = signal.signal(signal.SIGALRM, self._alarm)
             # the soft check normally fires first; the alarm is the backstop
@@ -254,13 +248,11 @@ class _time_budget:
 
     def __exit__(self, *exc: Any) -> None:
         if self.old is not None:
-            import signal
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, self.old)
 
 
 def _stats_dict(st: Any) -> dict[str, Any]:
-    import dataclasses
     if hasattr(st, "as_dict"):
         return st.as_dict()
     if dataclasses.is_dataclass(st):
@@ -274,13 +266,10 @@ def mm_probe(runner: Runner) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         ops = runner._get_mmops()
-        if getattr(ops, "cma", None):
+        if ops.cma:
             out["cma"] = ops.cma_alloc_all()
-        from memdesc.mm.memory_hotplug import movable_memory_blocks
         if movable_memory_blocks(runner.alloc):
             out["offline"] = ops.offline_all_movable()
-    except (ImportError, AttributeError) as e:
-        out["unavailable"] = f"{type(e).__name__}: {e}"
     except CompareTimeout:
         raise
     except Exception as e:  # noqa: BLE001
@@ -442,114 +431,8 @@ def fmt_bytes(n: float | None) -> str:
     return f"{int(n)} B"
 
 
-def _rate(ok: int | None, att: int | None) -> str:
-    if not att:
-        return "-"
-    return f"{ok:,}/{att:,} ({100 * ok / att:.1f} %)"
-
-
-def sparkline(values: Sequence[float], width: int = 24, lo: float | None = None, hi: float | None = None) -> str:
-    """Text sparkline (resampled to ``width`` characters)."""
-    if not values:
-        return ""
-    bars = "▁▂▃▄▅▆▇█"
-    if len(values) > width:
-        step = len(values) / width
-        values = [values[int(i * step)] for i in range(width)]
-    lo = min(values) if lo is None else lo
-    hi = max(values) if hi is None else hi
-    span = hi - lo or 1.0
-    return "".join(bars[min(7, max(0, int((v - lo) / span * 7.999)))] for v in values)
-
-
-def table_rows(results: Sequence[dict[str, Any]]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """(column labels, [(row name, cells)]) of the side-by-side comparison, plain text."""
-    ok = [r for r in results if "metadata" in r]
-    km = [key_metrics(r) for r in ok]
-    cols = [k["label"] + ("" if k["status"] == "ok" else f" [{k['status']}]") for k in km]
-    rows: list[tuple[str, list[str]]] = []
-
-    def row(name: str, fn: Callable[[dict[str, Any]], str]) -> None:
-        rows.append((name, [fn(k) for k in km]))
-
-    row("struct page", lambda k: f"{k['struct_page_bytes']} B")
-    row("memmap", lambda k: fmt_bytes(k["memmap_bytes"]))
-    row("dynamic metadata live (peak)",
-        lambda k: f"{fmt_bytes(k['dynamic_bytes'])} ({fmt_bytes(k['dynamic_bytes_peak'])})")
-    kinds: list[str] = []
-    for k in km:
-        for c in list(k["components"]) + list(k["components_peak"]):
-            if c not in kinds:
-                kinds.append(c)
-    for c in kinds:
-        row(f"  {c} live (peak)", lambda k, c=c: (
-            f"{fmt_bytes(k['components'].get(c, 0))} ({fmt_bytes(k['components_peak'].get(c, 0))})"
-            if c in k["components"] or c in k["components_peak"] else "-"))
-    if any(k["reserve_pages"] for k in km):
-        row("  radix node reserve pages", lambda k: "-" if k["reserve_pages"] is None else str(k["reserve_pages"]))
-    row("total metadata", lambda k: fmt_bytes(k["total_metadata_bytes"]))
-    row("metadata per GiB of RAM", lambda k: fmt_bytes(k["metadata_bytes_per_gib"]))
-    row("metadata % of RAM (peak)",
-        lambda k: f"{k['metadata_pct_of_ram']:.3f} % ({k['peak_metadata_pct_of_ram']:.3f} %)")
-    row("allocation failures", lambda k: f"{k['alloc_failures']:,}")
-    causes = sorted({c for k in km for c in k["alloc_failures_by_cause"]})
-    for c in causes:
-        row(f"  failures: {c}", lambda k, c=c: f"{k['alloc_failures_by_cause'].get(c, 0):,}")
-    row(f"order >= {HIGH_ORDER} success", lambda k: _rate(k["high_order_succeeded"], k["high_order_attempts"]))
-    row(f"order {FRAG_ORDER} success", lambda k: _rate(k["order9_succeeded"], k["order9_attempts"]))
-    if any(k["cma_attempted"] for k in km):
-        row("cma_alloc success", lambda k: _rate(k["cma_succeeded"], k["cma_attempted"]))
-    if any(k["cma_all_ok"] is not None for k in km):
-        row("cma_alloc of whole CMA area", lambda k: "-" if k["cma_all_ok"] is None else
-            ("ok" if k["cma_all_ok"] else "FAILED"))
-    if any(k["offline_attempted"] for k in km):
-        row("offline success (blocks)", lambda k: _rate(k["offline_succeeded"], k["offline_attempted"]))
-    if any(k["offline_all"] for k in km):
-        row("offline all ZONE_MOVABLE blocks", lambda k: k["offline_all"] or "-")
-    row("allocations on the free path", lambda k: f"{k['allocs_in_free_path']:,}")
-    row("unmovable meta in HighMem/Movable/CMA", lambda k: ", ".join(
-        f"{w}: {n:,}" for w, n in k["unmovable_meta"].items()) or "0")
-    row("invariant violations", lambda k: ", ".join(f"{w}: {n:,}" for w, n in k["invariant_violations"].items())
-        or "0")
-    row(f"unusable index order {FRAG_ORDER} end (max)", lambda k: (
-        f"{k[f'unusable_index_{FRAG_ORDER}']:.3f} ({k[f'unusable_index_{FRAG_ORDER}_max']:.3f})"))
-    row(f"  over time (0..1) {'':>3}", lambda k: sparkline(k["unusable_series"], 16, 0.0, 1.0))
-    row(f"extfrag index order {FRAG_ORDER} end", lambda k: f"{k[f'extfrag_index_{FRAG_ORDER}']:.3f}")
-    row("operations", lambda k: f"{k['ops']:,}")
-    row("throughput", lambda k: f"{k['ops_per_s']:,.0f} ops/s ({k['elapsed_s']:.1f} s)")
-    return cols, rows
-
-
 def not_run(results: Sequence[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return [(r.get("label", "?"), r.get("status", "?"), r.get("reason", "")) for r in results if "metadata" not in r]
-
-
-def render_compare(results: Sequence[dict[str, Any]], title: str = "") -> Any:
-    from rich.console import Group
-    from rich.table import Table
-    cols, rows = table_rows(results)
-    t = Table(title=title or "memdesc compare", show_lines=False)
-    t.add_column("metric", no_wrap=True)
-    for c in cols:
-        t.add_column(c.replace(":", "\n:", 1), justify="right", overflow="fold")
-    for name, cells in rows:
-        t.add_row(name, *cells)
-    parts: list[Any] = [t]
-    skipped = not_run(results)
-    if skipped:
-        st = Table(title="designs not compared")
-        for c in ("design", "status", "why"):
-            st.add_column(c)
-        for lab, status, why in skipped:
-            st.add_row(lab, status, why)
-        parts.append(st)
-    for r in results:
-        if r.get("status") == "timeout":
-            parts.append(f"[yellow]{r['label']}: {r['reason']} (numbers are for the part that ran)[/yellow]")
-    wins = who_wins(results)
-    if wins:
-        parts.append("\n".join(["[bold]summary[/bold]"] + [f"• {w}" for w in wins]))
-    return Group(*parts)
 
 
 def who_wins(results: Sequence[dict[str, Any]]) -> list[str]:
@@ -635,85 +518,12 @@ def strip_volatile(obj: Any) -> Any:
 
 
 # --- command line -----------------------------------------------------------------------------
-def add_common_args(p: argparse.ArgumentParser) -> None:
-    from memdesc.cli import MACHINE_HELP
-    p.add_argument("--machine", "-m", default=None, help=MACHINE_HELP)
-    p.add_argument("--workload", "-w", default="default",
-                   help="synthetic:NAME, spec.toml, a trace file, or default (the bundled real trace)")
-    p.add_argument("--designs", "-d", default=None,
-                   help="comma-separated design[:k=v[,k=v]] or radix-deque:POLICY (default: every registered "
-                        "design with its default options)")
-    p.add_argument("--kernel", default="6.1", choices=["6.1", "6.19"])
-    p.add_argument("--ops", type=int, default=0, help="operations (synthetic; default 100000) or max ops (trace)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--jobs", "-j", type=int, default=None, help="worker processes (default min(2, cpus))")
-    p.add_argument("--check-every", type=int, default=0, metavar="N", help="invariant checker every N ops")
-    p.add_argument("--sample-every", type=int, default=1000, metavar="N", help="time-series sample every N ops")
-    p.add_argument("--mm-probe", action="store_true",
-                   help="at the end, cma_alloc every whole CMA area and offline every ZONE_MOVABLE block")
-    p.add_argument("--compaction", action="store_true", help="direct compaction on high-order failures")
-    p.add_argument("--no-pcp", action="store_true")
-    p.add_argument("--strict-input", action="store_true", help="stop on bad workload input instead of counting it")
-    p.add_argument("--timeout", type=float, default=0, metavar="S",
-                   help="per-design time budget in seconds (0: none); a design over it is reported as timeout")
-
-
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("compare", help="run every design on the identical event stream, side by side",
-                       description=__doc__.split("\n\n")[0])
-    add_common_args(p)
-    p.add_argument("--out", "-o", default=None, metavar="DIR",
-                   help="write results.json, timeseries.csv, report.md, report.html and PNG plots")
-    p.add_argument("--findings", default=None, metavar="FILE", help="write a findings document (Markdown)")
-    p.add_argument("--json", default=None, metavar="FILE", help="write all results as JSON")
-    p.set_defaults(fn=cmd_compare)
-
-    q = sub.add_parser("findings", help="run the standard scenarios and write docs/findings.md")
-    q.add_argument("--out", "-o", default="docs/findings.md", metavar="FILE")
-    q.add_argument("--designs", "-d", default=None, help="variants (default: every design and radix-deque policy)")
-    q.add_argument("--jobs", "-j", type=int, default=None)
-    q.add_argument("--quick", action="store_true", help="small machines and few ops (a smoke test)")
-    q.add_argument("--timeout", type=float, default=90, metavar="S", help="per-design time budget")
-    q.add_argument("--report-dir", default=None, metavar="DIR", help="also write full reports per scenario here")
-    q.add_argument("--from-reports", default=None, metavar="DIR",
-                   help="do not run: rebuild the findings from a previous --report-dir")
-    q.set_defaults(fn=cmd_findings)
-
-
-def jobs_from_args(args: argparse.Namespace) -> list[dict[str, Any]]:
-    return make_jobs(parse_designs(args.designs), machine=args.machine, workload=args.workload, ops=args.ops,
-                     seed=args.seed, kernel=args.kernel, check_every=args.check_every,
-                     sample_every=args.sample_every, mm_probe=args.mm_probe, lenient=not args.strict_input,
-                     pcp=not args.no_pcp, compaction=args.compaction, timeout=args.timeout)
-
-
-def compare_command(args: argparse.Namespace, extra: Sequence[str] = ()) -> str:
-    """The ``memdesc compare`` command line that reproduces a comparison (from parsed args)."""
-    import shlex
-    parts = ["memdesc", "compare"]
-    if args.machine:
-        parts += ["--machine", args.machine]
-    if args.workload != "default":
-        parts += ["--workload", args.workload]
-    if args.designs:
-        parts += ["--designs", ",".join(v.label for v in parse_designs(args.designs))]
-    for flag, val, default in (("--kernel", args.kernel, "6.1"), ("--ops", args.ops, 0), ("--seed", args.seed, 1),
-                               ("--check-every", args.check_every, 0), ("--sample-every", args.sample_every, 1000),
-                               ("--timeout", args.timeout, 0)):
-        if val != default:
-            parts += [flag, f"{val:g}" if isinstance(val, float) else str(val)]
-    for flag, on in (("--mm-probe", args.mm_probe), ("--compaction", args.compaction), ("--no-pcp", args.no_pcp),
-                     ("--strict-input", args.strict_input)):
-        if on:
-            parts.append(flag)
-    return " ".join(shlex.quote(p) for p in [*parts, *extra])
 
 
 def short_spec(spec: str | None) -> str:
     """A machine or workload spec with the bundled trace's paths shortened."""
     if not spec:
         return "default"
-    from memdesc.workloads import bundled_trace_dir
     return spec.replace(str(bundled_trace_dir()), "<bundled-trace>")
 
 
@@ -727,114 +537,6 @@ def describe_run(results: Sequence[dict[str, Any]], jobs: Sequence[dict[str, Any
             "kernel": j.get("kernel"), "designs": [x["label"] for x in jobs]}
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    import json
-    from pathlib import Path
-
-    from memdesc import __version__
-    from memdesc.cli import _console
-    con = _console()
-    jobs = jobs_from_args(args)
-    if not jobs:
-        raise SystemExit("memdesc compare: no designs")
-    t0 = time.perf_counter()
-
-    def done(r: dict[str, Any]) -> None:
-        con.print(f"[dim]{r['label']}: {r.get('status')} "
-                  f"{r.get('ops', 0):,} ops in {r.get('wall_s', 0):.1f} s {r.get('reason', '')}[/dim]",
-                  highlight=False)
-    results = run_jobs(jobs, args.jobs, on_done=done)
-    wall = time.perf_counter() - t0
-    meta = describe_run(results, jobs)
-    title = (f"memdesc {__version__} compare: {meta['machine']} "
-             f"({fmt_bytes(meta['ram_bytes'])} RAM), workload {meta['workload']}, kernel {args.kernel}, "
-             f"seed {args.seed}")
-    con.print(render_compare(results, title))
-    con.print(f"[dim]{len(jobs)} runs in {wall:.1f} s wall on {args.jobs or default_jobs_n()} worker(s)[/dim]")
-    doc = {"memdesc_version": __version__, "command": compare_command(args), "run": meta, "wall_s": wall,
-           "results": results}
-    if args.json:
-        Path(args.json).write_text(json.dumps(doc, indent=1, default=str))
-        con.print(f"wrote {args.json}")
-    if args.out:
-        from memdesc.report.html import write_report
-        files = write_report(doc, Path(args.out), title=title)
-        con.print(f"wrote {', '.join(str(f) for f in files)}")
-    if args.findings:
-        from memdesc.report.html import write_findings
-        write_findings(Path(args.findings), [(title, doc)], compare_command(args, ["--findings", args.findings]))
-        con.print(f"wrote {args.findings}")
-    return 0
-
-
-#: the scenarios of docs/findings.md: (title, machine, workload, ops, mm_probe)
-FINDINGS_SCENARIOS = [
-    ("Bundled real trace (Debian 6.1 under qemu) on its own machine", None, "default", 0, False),
-    ("Synthetic mixed workload, x86_64 with 16 GiB", "x86_64:16G", "synthetic:mixed", 300_000, False),
-    ("ZONE_MOVABLE: movablecore=25% (tree nodes and descriptors must stay out of it)",
-     "x86_64:16G,movablecore=25%", "synthetic:mixed", 300_000, True),
-    ("CMA: a 256 MiB CMA area (only movable data may sit in it)", "x86_64:16G,cma=256M", "synthetic:mixed",
-     300_000, True),
-    ("CMA-heavy workload: periodic contiguous allocations from a 512 MiB CMA area", "x86_64:2G,cma=512M",
-     "synthetic:cma", 200_000, True),
-    ("i386 with HIGHMEM (not permanently mapped: no metadata there)", "i386:2G", "synthetic:mixed", 200_000, False),
-]
-QUICK_SCENARIOS = [
-    ("Bundled real trace, first 20k ops", None, "default", 20_000, False),
-    ("Synthetic mixed, x86_64:64M", "x86_64:64M", "synthetic:mixed", 5_000, False),
-    ("movablecore", "x86_64:128M,movablecore=50%", "synthetic:mixed", 5_000, True),
-    ("CMA", "x86_64:128M,cma=32M", "synthetic:cma", 5_000, True),
-    ("i386 HIGHMEM", "i386:1G", "synthetic:mixed", 5_000, False),
-]
-FINDINGS_DESIGNS = ("linked,embedded,buddy-desc,radix-deque,radix-deque:self,radix-deque:borrow,"
-                    "radix-deque:defer,radix-deque:movable-nodes,radix-deque:words=1")
-
-
-def cmd_findings(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from memdesc import __version__
-    from memdesc.cli import _console
-    from memdesc.report.html import write_findings, write_report
-    con = _console()
-    variants = parse_designs(args.designs or FINDINGS_DESIGNS)
-    sections = []
-    if args.from_reports:
-        import json
-        scen = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
-        dirs = sorted(Path(args.from_reports).glob("scenario*"), key=lambda p: int(p.name[8:] or 0))
-        for i, d in enumerate(dirs):
-            doc = json.loads((d / "results.json").read_text())
-            sections.append((doc.get("title") or (scen[i][0] if i < len(scen) else d.name), doc))
-        scenarios: list[Any] = []
-    else:
-        scenarios = QUICK_SCENARIOS if args.quick else FINDINGS_SCENARIOS
-    for title, machine, workload, ops, probe in scenarios:
-        jobs = make_jobs(variants, machine=machine, workload=workload, ops=ops, seed=1, mm_probe=probe,
-                         timeout=args.timeout, sample_every=1000)
-        t0 = time.perf_counter()
-        con.print(f"[bold]{title}[/bold]")
-        results = run_jobs(jobs, args.jobs, on_done=lambda r: con.print(
-            f"[dim]  {r['label']}: {r.get('status')} {r.get('ops', 0):,} ops in {r.get('wall_s', 0):.1f} s "
-            f"{r.get('reason', '')}[/dim]", highlight=False))
-        wall = time.perf_counter() - t0
-        meta = describe_run(results, jobs)
-        doc = {"memdesc_version": __version__, "title": title, "run": meta, "wall_s": wall, "results": results,
-               "command": "memdesc compare " + " ".join(
-                   ([f"--machine '{machine}'"] if machine else []) + [f"--workload {workload}"]
-                   + ([f"--ops {ops}"] if ops else []) + (["--mm-probe"] if probe else [])
-                   + [f"--designs {','.join(v.label for v in variants)}"])}
-        con.print(render_compare(results, f"{title} ({wall:.0f} s)"))
-        sections.append((title, doc))
-        if args.report_dir:
-            write_report(doc, Path(args.report_dir) / f"scenario{len(sections)}", title=title)
-    cmd = "memdesc findings" + (f" --out {args.out}" if args.out != "docs/findings.md" else "") + \
-        (f" --designs {args.designs}" if args.designs else "") + (" --quick" if args.quick else "")
-    write_findings(Path(args.out), sections, cmd)
-    con.print(f"wrote {args.out}")
-    return 0
-
-
 __all__ = ["Variant", "parse_variant", "parse_designs", "make_jobs", "run_job", "run_jobs", "key_metrics",
-           "render_compare", "who_wins", "strip_volatile", "add_parser", "table_rows", "fmt_bytes"]
+           "who_wins", "strip_volatile", "fmt_bytes", "not_run"]
 

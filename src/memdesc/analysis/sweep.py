@@ -23,13 +23,11 @@ The TOML file (see examples/sweep.toml)::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
 import re
-import sys
-import time
+import tomllib
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -38,13 +36,13 @@ from typing import Any
 
 from memdesc.analysis.compare import (
     default_jobs_n,
-    fmt_bytes,
     key_metrics,
     make_jobs,
     parse_designs,
     run_job,
     short_spec,
 )
+from memdesc.fileio import atomic_write
 
 SWEEP_KEYS = {"designs", "machines", "workloads", "seeds", "ops", "kernel", "sample_every", "check_every",
               "mm_probe", "timeout", "lenient", "compaction", "pcp", "title"}
@@ -63,7 +61,6 @@ class SweepResult:
 
 
 def load_sweep(path: str | Path) -> dict[str, Any]:
-    import tomllib
     with open(path, "rb") as f:
         data = tomllib.load(f)
     cfg = data.get("sweep", data)
@@ -125,7 +122,6 @@ def run_sweep(cfg: dict[str, Any], out: Path, *, scheduler: str | None = None, n
               on_cell: Callable[[dict[str, Any], int, int], None] | None = None) -> SweepResult:
     """Run the missing cells of the sweep into ``out/cells``; return every finished cell.
     ``limit`` stops after that many new cells (what an interruption looks like)."""
-    from memdesc.report.html import atomic_write
     cells_dir = out / "cells"
     cells_dir.mkdir(parents=True, exist_ok=True)
     jobs = cell_jobs(cfg)
@@ -202,156 +198,7 @@ def summary_rows(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def render_sweep(rows: list[dict[str, Any]], title: str = "memdesc sweep") -> Any:
-    from rich.table import Table
-    t = Table(title=title)
-    cols = ("design", "machine", "workload", "seed", "B/page", "peak meta %", "fails",
-            "o>=3 %", "o9 %", "CMA/offl.", "rule viol.", "unus9 max", "ops/s")
-    cells = [_cells(r) for r in rows]
-    # columns that are the same in every row go into the title
-    const = [i for i in (1, 2) if len({c[i] for c in cells}) == 1 and cells]
-    if const:
-        t.title = f"{title} ({', '.join(cells[0][i] for i in const)})"
-    for i, c in enumerate(cols):
-        if i in const:
-            continue
-        t.add_column(c, justify="left" if i < 3 else "right", no_wrap=i < 3)
-    for c in cells:
-        t.add_row(*(x for i, x in enumerate(c) if i not in const))
-    return t
-
-
-def _pct(v: Any) -> str:
-    return "-" if v is None else f"{100 * v:.1f}"
-
-
-def _cells(r: dict[str, Any]) -> list[str]:
-    if "metadata_pct_of_ram" not in r:
-        return [str(r["design"]), str(r["machine"]), str(r["workload"]), str(r["seed"]),
-                f"{r['status']}: {r['reason']}"[:60]] + [""] * 8
-    mm = "/".join("-" if r.get(k) is None else ("ok" if r[k] else "FAIL") for k in ("cma_all_ok", "offline_all_ok"))
-    return [str(r["design"]), str(r["machine"]), str(r["workload"]), str(r["seed"]), f"{r['struct_page_bytes']}",
-            f"{r['peak_metadata_pct_of_ram']:.3f}", f"{r['alloc_failures']:,}",
-            _pct(r.get("high_order_rate")), _pct(r.get("order9_rate")), mm,
-            f"{r['allocs_in_free_path'] + r['unmovable_meta']:,}", f"{r['unusable_index_9_max']:.3f}",
-            f"{r['ops_per_s']:,.0f}"]
-
-
-def write_sweep_report(cfg: dict[str, Any], res: SweepResult, out: Path, command: str = "") -> list[Path]:
-    import csv
-    import html
-    import io
-
-    from memdesc import __version__
-    from memdesc.report.html import atomic_write
-    rows = summary_rows(res.cells)
-    files = [out / "sweep.json", out / "summary.csv", out / "report.md", out / "report.html"]
-    atomic_write(files[0], json.dumps({"memdesc_version": __version__, "sweep": cfg, "command": command,
-                                       "pending": res.pending, "cells": res.cells}, default=str))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow(r)
-    atomic_write(files[1], buf.getvalue())
-    plot = _plot_sweep(rows, out / "sweep_metadata.png")
-    head = ["design", "machine", "workload", "seed", "struct page B", "peak metadata % of RAM", "alloc failures",
-            "order>=3 %", "order 9 %", "CMA/offline all", "rule violations", "unusable idx o9 max", "ops/s"]
-    title = cfg.get("title") or "memdesc sweep"
-    md = [f"# {title}", "", f"- memdesc {__version__}", f"- command: {command}" if command else "",
-          f"- {len(res.cells)} cells finished, {res.pending} pending", "",
-          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(c.replace("|", "\\|") for c in _cells(r)) + " |" for r in rows]
-    if plot:
-        md += ["", f"![metadata by design and machine]({plot.name})"]
-    atomic_write(files[2], "\n".join(md) + "\n")
-    h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-         "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
-         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}img{max-width:100%}"
-         f"</style></head><body><h1>{html.escape(title)}</h1><p>{len(res.cells)} cells finished, "
-         f"{res.pending} pending. {html.escape(command)}</p><table><tr>"
-         + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
-    h += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)) + "</tr>" for r in rows]
-    h.append("</table>")
-    if plot:
-        import base64
-        h.append(f"<img alt='metadata' src='data:image/png;base64,{base64.b64encode(plot.read_bytes()).decode()}'>")
-    h.append("</body></html>")
-    atomic_write(files[3], "\n".join(h))
-    return files + ([plot] if plot else [])
-
-
-def _plot_sweep(rows: list[dict[str, Any]], path: Path) -> Path | None:
-    """Grouped bars: peak metadata % of RAM per design, one group per machine (mean over
-    workloads and seeds)."""
-    try:
-        from memdesc.report.html import _plt
-        plt = _plt()
-    except ImportError:
-        return None
-    ok = [r for r in rows if "peak_metadata_pct_of_ram" in r]
-    if not ok:
-        return None
-    machines = list(dict.fromkeys(r["machine"] for r in ok))
-    designs = list(dict.fromkeys(r["design"] for r in ok))
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.5 * len(machines) * max(1, len(designs)) / 3 + 4), 4.5))
-    width = 0.8 / len(designs)
-    for i, d in enumerate(designs):
-        vals = []
-        for m in machines:
-            xs = [r["peak_metadata_pct_of_ram"] for r in ok if r["design"] == d and r["machine"] == m]
-            vals.append(sum(xs) / len(xs) if xs else 0.0)
-        ax.bar([k + i * width for k in range(len(machines))], vals, width, label=d)
-    ax.set_xticks([k + 0.4 - width / 2 for k in range(len(machines))], machines, fontsize=8)
-    ax.set_ylabel("peak metadata, % of RAM")
-    ax.set_title("struct page + dynamic metadata by design and machine (mean over workloads, seeds)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 # --- command line ----------------------------------------------------------------------------
-def add_parser(sub: Any) -> None:
-    p = sub.add_parser("sweep", help="designs x machines x workloads x seeds from a TOML file",
-                       description=__doc__.split("\n\n")[0])
-    p.add_argument("file", help="sweep TOML file (see examples/sweep.toml)")
-    p.add_argument("--out", "-o", default=None, metavar="DIR", help="output directory (default: sweep-<file stem>)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="Dask distributed scheduler address (tcp://host:8786); default: local processes")
-    p.add_argument("--jobs", "-j", type=int, default=None, help="local worker processes (default min(2, cpus))")
-    p.add_argument("--retry-errors", action="store_true", help="rerun cells that finished with an error")
-    p.set_defaults(fn=cmd_sweep)
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    from memdesc.cli import _console
-    con = _console()
-    cfg = load_sweep(args.file)
-    out = Path(args.out or f"sweep-{Path(args.file).stem}")
-    t0 = time.perf_counter()
-
-    def on_cell(r: dict[str, Any], i: int, n: int) -> None:
-        con.print(f"[dim][{i}/{n}] {r['key']}: {r.get('status')} {r.get('reason', '')}"
-                  f" ({r.get('wall_s', 0):.1f} s)[/dim]", highlight=False)
-    interrupted = False
-    try:
-        res = run_sweep(cfg, out, scheduler=args.scheduler, n_jobs=args.jobs, retry_errors=args.retry_errors,
-                        on_cell=on_cell)
-    except KeyboardInterrupt:
-        interrupted = True
-        res = run_sweep(cfg, out, limit=0)  # gather what is on disk
-    con.print(render_sweep(summary_rows(res.cells), cfg.get("title") or f"memdesc sweep {args.file}"))
-    cmd = f"memdesc sweep {args.file} --out {out}" + (f" --scheduler {args.scheduler}" if args.scheduler else "")
-    files = write_sweep_report(cfg, res, out, cmd)
-    con.print(f"{res.ran} cells run, {res.reused} reused, {res.pending} pending; "
-              f"{time.perf_counter() - t0:.1f} s. wrote {', '.join(str(f) for f in files)}")
-    if interrupted:
-        print("memdesc sweep: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
-    return 0
-
-
-__all__ = ["load_sweep", "cell_jobs", "cell_key", "run_sweep", "summary_rows", "write_sweep_report",
-           "SweepResult", "fmt_bytes"]
+__all__ = ["load_sweep", "cell_jobs", "cell_key", "run_sweep", "summary_rows", "SweepResult", "SUMMARY_FIELDS"]

@@ -44,11 +44,9 @@ x86 memory below 1 MiB is reserved) are in the core (memdesc.mm.mm_init).
 
 from __future__ import annotations
 
-import argparse
-import json
+import dataclasses
 import math
 import re
-import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -81,7 +79,6 @@ from memdesc.workloads.trace import TraceRecord
 
 __all__ = [
     "TOLERANCES",
-    "add_parser",
     "fallback_ratio",
     "free_page_accounting",
     "order_l1",
@@ -274,7 +271,6 @@ def x86_low_memory_layout(machine: Any) -> Any:
     DMA zone's hole is the legacy ISA/VGA/BIOS window 0x9f..0x100 (640 KiB - 1 MiB),
     which is exactly ``spanned - present`` pages on these machines.  Returns the machine
     with that hole moved (unchanged when the numbers do not fit)."""
-    import dataclasses
 
     if machine.arch not in ("x86_64", "i386"):
         return machine
@@ -1004,142 +1000,6 @@ def validate(
 # ------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------
-def render(result: Mapping[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    con = Console()
-    cfg = result["config"]
-    con.print(
-        f"[bold]memdesc validate[/bold] {cfg['trace_dir']}  design={cfg['design']} kernel={cfg['kernel']} "
-        f"pfn_exact={cfg['pfn_exact']} start={cfg['start']}  ({result['elapsed_s']:.0f} s)"
-    )
-    for which in ("start", "end"):
-        cmp_ = result.get(which)
-        if not cmp_:
-            continue
-        t = Table(title=f"{which} snapshot (trace line {cmp_['trace_line']})")
-        for col in (
-            "zone",
-            "model free",
-            "kernel free",
-            "diff",
-            "explained",
-            "unexplained",
-            "% managed",
-            "order L1",
-            "mt L1",
-            "pageblocks L1",
-        ):
-            t.add_column(col, justify="right")
-        for key, z in cmp_["zones"].items():
-            fa = z["free"]
-            t.add_row(
-                key,
-                str(fa["model_free"]),
-                str(fa["kernel_free"]),
-                str(fa["diff"]),
-                str(fa["explained"]),
-                str(fa["unexplained"]),
-                f"{fa['unexplained_pct']:.2f}",
-                f"{z['order_l1']:.3f}",
-                f"{z['mt_order_l1']:.3f}",
-                f"{z['pageblocks']['l1']:.3f}",
-            )
-        con.print(t)
-        for key, z in cmp_["zones"].items():
-            terms = ", ".join(f"{k}={v}" for k, v in z["free"]["terms"].items() if v)
-            con.print(f"  {key} terms: {terms or '-'}")
-        fb = cmp_["fallback"]
-        con.print(
-            f"  fallbacks (window): model {fb['model']} vs trace {fb['kernel']} (x{fb['ratio']:.2f}); "
-            f"change_ownership model {fb['model_change_ownership']} vs trace {fb['kernel_change_ownership']}"
-        )
-    t = Table(title=f"verdicts ({result['verdict_on']} snapshot)")
-    for col in ("metric", "value", "tolerance", "unit", "worst zone", "verdict"):
-        t.add_column(col)
-    for name, vd in result["verdicts"].items():
-        t.add_row(
-            name,
-            f"{vd['value']:.3f}",
-            f"{vd['tolerance']}",
-            vd["unit"],
-            vd["zone"],
-            "[green]PASS[/green]" if vd["pass"] else "[red]FAIL[/red]",
-        )
-    con.print(t)
-    if not result["complete"]:
-        con.print("[yellow]trace incomplete (no snapshot-end marker): end comparison is not meaningful[/yellow]")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, float) and math.isinf(o):
-        return "inf"
-    return str(o)
-
-
-def _finite(o: Any) -> Any:
-    if isinstance(o, float) and not math.isfinite(o):
-        return "inf" if o > 0 else "-inf"
-    if isinstance(o, dict):
-        return {str(k): _finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [_finite(v) for v in o]
-    return o
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    opts: dict[str, Any] = {}
-    for item in args.design_opt or []:
-        k, _, val = item.partition("=")
-        opts[k] = int(val) if val.lstrip("-").isdigit() else val
-    res = validate(
-        args.trace_dir,
-        design=args.design,
-        kernel=args.kernel,
-        pfn_exact=args.pfn_exact,
-        design_options=opts or None,
-        max_events=args.max_events or None,
-        start=args.start,
-        check_every=args.check_every,
-        x86_low=args.x86_low,
-    )
-    render(res)
-    if args.json:
-        Path(args.json).write_text(json.dumps(_finite(res), indent=1, default=_json_default))
-        print(f"wrote {args.json}", file=sys.stderr)
-    if args.strict and not all(v["pass"] for v in res["verdicts"].values()):
-        return 1
-    return 0
-
-
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "validate", help="replay a real kernel trace directory and compare with its /proc snapshots"
-    )
-    p.add_argument("trace_dir", help="directory with trace.txt.xz and *-start.txt / *-end.txt snapshots")
-    p.add_argument("--design", "-d", default="linked")
-    p.add_argument("--design-opt", action="append", default=[], metavar="K=V")
-    p.add_argument("--kernel", default="6.1", choices=["6.1", "6.19"])
-    p.add_argument("--pfn-exact", action="store_true", help="take the traced pfn when it is free in the model")
-    p.add_argument(
-        "--start",
-        default="calibrate",
-        choices=["calibrate", "boot"],
-        help="start state: calibrate placeholders to the start snapshot (default) or boot all-free",
-    )
-    p.add_argument(
-        "--no-x86-low",
-        dest="x86_low",
-        action="store_false",
-        help="keep the base model's DMA layout (holes and reservations at the top of the zone)",
-    )
-    p.add_argument("--max-events", type=int, default=0, help="stop after N replayed alloc/free events")
-    p.add_argument("--check-every", type=int, default=0, metavar="N")
-    p.add_argument("--json", default=None, metavar="FILE")
-    p.add_argument("--strict", action="store_true", help="exit 1 if a verdict fails")
-    p.set_defaults(fn=cmd_validate)
-    return p
 
 
 def summary_row(result: Mapping[str, Any]) -> dict[str, Any]:

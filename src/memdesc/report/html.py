@@ -1,6 +1,6 @@
-"""Report files for ``memdesc compare`` / ``memdesc sweep``: results JSON, CSV time
-series, matplotlib plots (Agg backend), a Markdown report with the PNGs beside it and a
-self-contained HTML report (PNGs embedded as base64 data URIs), and docs/findings.md.
+"""Render layer: report files for ``memdesc compare`` / ``memdesc sweep`` / ``memdesc findings``:
+results JSON, CSV, a Markdown report with the PNGs (memdesc.report.plots) beside it, a
+self-contained HTML report (PNGs embedded as base64 data URIs) and docs/findings.md.
 
 Plots need matplotlib (the ``plot`` extra); without it the JSON, CSV and the text parts
 of the reports are still written.
@@ -11,29 +11,19 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from memdesc.analysis.compare import FRAG_ORDER, fmt_bytes, key_metrics, not_run, table_rows, who_wins
+from memdesc import __version__
+from memdesc.analysis.compare import FRAG_ORDER, fmt_bytes, key_metrics, not_run, who_wins
+from memdesc.analysis.sweep import SUMMARY_FIELDS, SweepResult, summary_rows
+from memdesc.fileio import atomic_write
 from memdesc.mm.mmzone import NR_PAGE_ORDERS
-
-COMPONENT_ORDER = ("memmap", "folio descriptors", "anon_folio descriptors", "slab descriptors",
-                   "ptdesc descriptors", "struct buddy", "radix nodes", "other")
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write via a temporary file and os.replace (readers never see a partial file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
-
+from memdesc.report.plots import make_plots, plot_sweep
+from memdesc.report.text import sweep_cells, table_rows
 
 # --- CSV ------------------------------------------------------------------------------------
 CSV_FIELDS = ["label", "design", "machine", "workload", "seed", "ops", "free_pages", "live_handles",
@@ -56,7 +46,6 @@ def timeseries_rows(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
-    import io
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -64,155 +53,6 @@ def write_csv(path: Path, results: Sequence[dict[str, Any]]) -> None:
         w.writerow(row)
     atomic_write(path, buf.getvalue())
 
-
-# --- plots ----------------------------------------------------------------------------------
-def _plt() -> Any:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig: Any, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    _plt().close(fig)
-    return path
-
-
-def plot_metadata(results: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Stacked bars: metadata bytes by component per design (live at the end)."""
-    plt = _plt()
-    ok = [r for r in results if "metadata" in r]
-    km = [key_metrics(r) for r in ok]
-    labels = [k["label"] for k in km]
-    comps = []
-    for k in km:
-        for c in k["components"]:
-            if c not in comps:
-                comps.append(c)
-    comps = ["memmap"] + sorted(comps, key=lambda c: COMPONENT_ORDER.index(c) if c in COMPONENT_ORDER else 99)
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.2 * len(labels) + 4.5), 4.8))
-    bottom = [0.0] * len(km)
-    cmap = plt.get_cmap("tab10")
-    for i, c in enumerate(comps):
-        vals = [(k["memmap_bytes"] if c == "memmap" else k["components"].get(c, 0)) / (1 << 20) for k in km]
-        ax.bar(labels, vals, bottom=bottom, label=c, color=cmap(i % 10))
-        bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    for x, (k, b) in enumerate(zip(km, bottom, strict=True)):
-        ax.annotate(f"{k['metadata_pct_of_ram']:.2f} %\n{k['struct_page_bytes']} B/page", (x, b),
-                    ha="center", va="bottom", fontsize=8)
-    ax.set_ylim(0, max(bottom + [1e-9]) * 1.25)
-    ax.set_ylabel("MiB")
-    ax.set_title("struct page / memdesc metadata by component (end of run; label: % of RAM)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
-    return _save(fig, path)
-
-
-def _with_samples(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [r for r in results if r.get("samples")]
-
-
-def _tidy_x(ax: Any) -> None:
-    from matplotlib.ticker import EngFormatter, MaxNLocator
-    ax.xaxis.set_major_locator(MaxNLocator(5))
-    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-
-
-def plot_free_by_order(results: Sequence[dict[str, Any]], path: Path) -> Path | None:
-    """Free pages by order over time, one panel per design."""
-    rs = _with_samples(results)
-    if not rs:
-        return None
-    plt = _plt()
-    n = len(rs)
-    ncols = min(3, n)
-    nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.2 * nrows), squeeze=False, sharey=True)
-    cmap = plt.get_cmap("viridis")
-    for ax, r in zip(axes.flat, rs, strict=False):
-        xs = [s["ops"] for s in r["samples"]]
-        ys = [[s["free_blocks_per_order"][o] << o for s in r["samples"]] for o in range(NR_PAGE_ORDERS)]
-        ax.stackplot(xs, ys, labels=[f"order {o}" for o in range(NR_PAGE_ORDERS)],
-                     colors=[cmap(o / (NR_PAGE_ORDERS - 1)) for o in range(NR_PAGE_ORDERS)])
-        ax.set_title(r["label"], fontsize=10)
-        ax.set_xlabel("operations")
-        _tidy_x(ax)
-    for ax in axes.flat[n:]:
-        ax.axis("off")
-    axes[0][0].set_ylabel("free pages")
-    h, lab = axes[0][0].get_legend_handles_labels()
-    fig.legend(h[::-1], lab[::-1], loc="center right", fontsize=7)
-    fig.suptitle("free pages by block order over time")
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_fragmentation(results: Sequence[dict[str, Any]], path: Path) -> Path | None:
-    """Unusable free space index and extfrag index at order 9 over time, and dynamic metadata."""
-    rs = _with_samples(results)
-    if not rs:
-        return None
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for r in rs:
-        xs = [s["ops"] for s in r["samples"]]
-        axes[0].plot(xs, [s.get(f"unusable_index_{FRAG_ORDER}", 0) for s in r["samples"]], label=r["label"])
-        axes[1].plot(xs, [s.get(f"extfrag_index_{FRAG_ORDER}", 0) for s in r["samples"]], label=r["label"])
-        axes[2].plot(xs, [s.get("dynamic_metadata_bytes", 0) / (1 << 20) for s in r["samples"]], label=r["label"])
-    axes[0].set_title(f"unusable free space index, order {FRAG_ORDER}")
-    axes[0].set_ylim(-0.02, 1.02)
-    axes[1].set_title(f"extfrag (fragmentation) index, order {FRAG_ORDER}\n"
-                      f"(-1: a free order-{FRAG_ORDER} block exists)", fontsize=10)
-    axes[1].set_ylim(-1.05, 1.05)
-    axes[2].set_title("dynamic metadata (MiB)")
-    for ax in axes:
-        ax.set_xlabel("operations")
-        ax.grid(alpha=0.3)
-        _tidy_x(ax)
-    axes[0].legend(fontsize=7)
-    return _save(fig, path)
-
-
-def plot_success(results: Sequence[dict[str, Any]], path: Path) -> Path:
-    """Grouped bars: high-order, order-9, contiguous (CMA) and offline success rates."""
-    plt = _plt()
-    km = [key_metrics(r) for r in results if "metadata" in r]
-    cats = [("order>=3", lambda k: k["high_order_rate"]), (f"order {FRAG_ORDER}", lambda k: k["order9_rate"]),
-            ("cma_alloc", lambda k: k["cma_succeeded"] / k["cma_attempted"] if k["cma_attempted"] else None),
-            ("offline", lambda k: k["offline_succeeded"] / k["offline_attempted"] if k["offline_attempted"] else None)]
-    cats = [c for c in cats if any(c[1](k) is not None for k in km)]
-    fig, ax = plt.subplots(figsize=(max(7.0, 1.6 * max(1, len(cats)) + 0.5 * len(km) + 2), 4))
-    width = 0.8 / max(1, len(km))
-    for i, k in enumerate(km):
-        vals = [c[1](k) for c in cats]
-        xs = [j + i * width for j in range(len(cats))]
-        ax.bar(xs, [100 * v if v is not None else 0 for v in vals], width, label=k["label"])
-        for x, v in zip(xs, vals, strict=True):
-            ax.annotate("n/a" if v is None else f"{100 * v:.0f}", (x, 100 * (v or 0)), ha="center",
-                        va="bottom", fontsize=7)
-    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cats))], [c[0] for c in cats])
-    ax.set_ylim(0, 115)
-    ax.set_ylabel("success %")
-    ax.set_title("allocation success: high-order, contiguous (CMA), offline")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
-
-
-def make_plots(results: Sequence[dict[str, Any]], out: Path) -> list[tuple[str, Path]]:
-    """[(caption, png path)]; empty without matplotlib."""
-    try:
-        _plt()
-    except ImportError:
-        return []
-    plots = [("Metadata by component", plot_metadata(results, out / "metadata.png")),
-             ("Free pages by order over time", plot_free_by_order(results, out / "free_by_order.png")),
-             ("Fragmentation over time", plot_fragmentation(results, out / "fragmentation.png")),
-             ("High-order, contiguous and offline success", plot_success(results, out / "success.png"))]
-    return [(c, p) for c, p in plots if p is not None]
 
 
 # --- Markdown / HTML ------------------------------------------------------------------------
@@ -414,7 +254,7 @@ def _verdict(by_label: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 
 def write_findings(path: Path, sections: Sequence[tuple[str, dict[str, Any]]], command: str) -> None:
-    from memdesc import __version__
+    """docs/findings.md from (title, compare document) sections."""
     parts = [FINDINGS_INTRO.format(command=command, order=FRAG_ORDER),
              f"memdesc version {__version__}.", "", "## The answer so far", "", *_answer(sections), ""]
     for i, (title, doc) in enumerate(sections, 1):
@@ -426,5 +266,45 @@ def write_findings(path: Path, sections: Sequence[tuple[str, dict[str, Any]]], c
     atomic_write(path, "\n".join(parts))
 
 
-__all__ = ["write_report", "write_findings", "write_csv", "make_plots", "atomic_write", "markdown_report",
+
+# --- sweep ----------------------------------------------------------------------------------
+def write_sweep_report(cfg: dict[str, Any], res: SweepResult, out: Path, command: str = "") -> list[Path]:
+    """sweep.json, summary.csv, a bar plot, report.md and report.html of a sweep in ``out``."""
+    rows = summary_rows(res.cells)
+    files = [out / "sweep.json", out / "summary.csv", out / "report.md", out / "report.html"]
+    atomic_write(files[0], json.dumps({"memdesc_version": __version__, "sweep": cfg, "command": command,
+                                       "pending": res.pending, "cells": res.cells}, default=str))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow(r)
+    atomic_write(files[1], buf.getvalue())
+    plot = plot_sweep(rows, out / "sweep_metadata.png")
+    head = ["design", "machine", "workload", "seed", "struct page B", "peak metadata % of RAM", "alloc failures",
+            "order>=3 %", "order 9 %", "CMA/offline all", "rule violations", "unusable idx o9 max", "ops/s"]
+    title = cfg.get("title") or "memdesc sweep"
+    md = [f"# {title}", "", f"- memdesc {__version__}", f"- command: {command}" if command else "",
+          f"- {len(res.cells)} cells finished, {res.pending} pending", "",
+          "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(c.replace("|", "\\|") for c in sweep_cells(r)) + " |" for r in rows]
+    if plot:
+        md += ["", f"![metadata by design and machine]({plot.name})"]
+    atomic_write(files[2], "\n".join(md) + "\n")
+    h = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+         "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse;font-size:13px}"
+         "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#eee}img{max-width:100%}"
+         f"</style></head><body><h1>{html.escape(title)}</h1><p>{len(res.cells)} cells finished, "
+         f"{res.pending} pending. {html.escape(command)}</p><table><tr>"
+         + "".join(f"<th>{html.escape(c)}</th>" for c in head) + "</tr>"]
+    h += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in sweep_cells(r)) + "</tr>" for r in rows]
+    h.append("</table>")
+    if plot:
+        h.append(f"<img alt='metadata' src='data:image/png;base64,{base64.b64encode(plot.read_bytes()).decode()}'>")
+    h.append("</body></html>")
+    atomic_write(files[3], "\n".join(h))
+    return files + ([plot] if plot else [])
+
+
+__all__ = ["write_report", "write_findings", "write_csv", "write_sweep_report", "markdown_report",
            "html_report", "md_table"]

@@ -51,7 +51,6 @@ the other counters are current at every event.
 
 from __future__ import annotations
 
-import io
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -63,7 +62,7 @@ from memdesc.mm.mmzone import MIGRATETYPE_NAMES
 from memdesc.workloads.events import Alloc, Event, Free, Mark
 from memdesc.workloads.trace import COUNTED_MARKS, ORDER_OF, ParseStats, TraceRecord, _BlockSource, read_trace
 
-__all__ = ["ReplayStats", "render_trace_stats", "trace_events", "trace_stats"]
+__all__ = ["ReplayStats", "trace_events", "trace_stats"]
 
 _MAX_LINES_KEPT = 20
 
@@ -616,53 +615,3 @@ def trace_stats(
     }
 
 
-def render_trace_stats(stats: dict[str, Any], width: int = 100) -> str:
-    """Render :func:`trace_stats` output as text tables (rich) for the CLI."""
-    from rich.console import Console
-    from rich.table import Table
-
-    buf = io.StringIO()
-    con = Console(file=buf, width=width, force_terminal=False, color_system=None)
-    t = Table(title=f"trace {stats['path']}", show_header=False)
-    t.add_column("key")
-    t.add_column("value")
-    t.add_row("format", str(stats["format"]))
-    t.add_row("compression", str(stats["compression"]))
-    t.add_row("lines", f"{stats['lines']:,}")
-    if stats.get("first_ts") is not None:
-        t.add_row("time span", f"{stats['first_ts']:.6f} .. {stats['last_ts']:.6f} s")
-    t.add_row("markers", str(stats["marker_count"]))
-    if stats.get("lost_events"):
-        t.add_row("lost events", f"{stats['lost_events']:,}")
-    con.print(t)
-
-    def table(title: str, cols: tuple[str, str], rows: list[tuple[Any, Any]]) -> None:
-        tb = Table(title=title)
-        tb.add_column(cols[0])
-        tb.add_column(cols[1], justify="right")
-        for k, v in rows:
-            tb.add_row(str(k), f"{v:,}" if isinstance(v, int) else str(v))
-        con.print(tb)
-
-    table("events by type", ("event", "count"), list(stats["events"].items()) + list(
-        stats["other_events"].items()))
-    table("allocation orders", ("order", "count"), list(stats["orders"].items()))
-    table(f"top gfp masks ({stats['gfp_distinct']} distinct)", ("gfp_flags", "count"), stats["gfp_top"])
-    table("allocation migratetypes", ("migratetype", "count"), list(stats["migratetypes"].items()))
-    table("replay", ("counter", "value"), list(stats["replay"].items()))
-    if stats["skipped"]:
-        table("skipped lines (lenient)", ("kind", "count"), list(stats["skipped"].items()))
-    curve = stats["live_curve"]
-    if curve:
-        step = max(1, len(curve) // 10)
-        table("live pages (sampled)", ("line", "live pages"),
-              [(f"{ln:,} @ {ts:.3f}s", lp) for ln, ts, lp in curve[::step]])
-    if stats["markers"]:
-        tb = Table(title="markers")
-        tb.add_column("line", justify="right")
-        tb.add_column("ts", justify="right")
-        tb.add_column("text")
-        for m in stats["markers"][:50]:
-            tb.add_row(f"{m['line']:,}", f"{m['ts']:.6f}", m["text"])
-        con.print(tb)
-    return buf.getvalue()
