@@ -125,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     probe = None
     if args.mm_probe:
         # the questions ZONE_MOVABLE and CMA exist to answer: can all of it be had back?
-        ops = runner._get_mmops()
+        ops = runner.mm_ops()
         probe = {"cma_alloc_all": ops.cma_alloc_all(), "offline_all_movable": ops.offline_all_movable()}
     if args.check_every or args.final_check or args.mm_probe:
         runner.check()

@@ -265,7 +265,7 @@ def mm_probe(runner: Runner) -> dict[str, Any]:
     ZONE_MOVABLE memory block (memdesc.driver.mmops), when the machine has them."""
     out: dict[str, Any] = {}
     try:
-        ops = runner._get_mmops()
+        ops = runner.mm_ops()
         if ops.cma:
             out["cma"] = ops.cma_alloc_all()
         if movable_memory_blocks(runner.alloc):

@@ -80,7 +80,8 @@ class Runner:
             self.handles[h] = new << 4 | order
             self.rev[new] = h
 
-    def _get_mmops(self) -> Any:
+    def mm_ops(self) -> MmOps:
+        """The mm-operations driver of this run (created on first use)."""
         if self.mmops is None:
             self.mmops = MmOps(self.alloc)
         return self.mmops
@@ -247,7 +248,7 @@ class Runner:
         if handler is None:
             self.result.unsupported_events[t.__name__] += 1
             return
-        handler(self._get_mmops(), ev)
+        handler(self.mm_ops(), ev)
 
 
 #: the MmOps handler of each mm-operation event type
